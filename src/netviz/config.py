@@ -1,0 +1,134 @@
+"""Configuration: ``config/default.toml`` is both the defaults and the schema.
+
+A config is a nested ``dict`` (section -> key -> value). Overlay files and ``--set key=value`` overrides may only
+name keys that exist in the defaults, with a value of the same type; anything else is a :class:`NetvizError`
+that lists the valid keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from netviz.errors import NetvizError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+
+# Tables whose keys are free (user-chosen names), with the type every value must have.
+FREE_TABLES: dict[str, type] = {"models.weights": str}
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "list", dict: "table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_value(path: str, default: Any, value: Any) -> Any:
+    """Return ``value`` if it has the type of ``default`` (ints are accepted for floats), else raise."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+        if ok and default:
+            # a list's elements must match the type of the default's elements (ints also pass for floats)
+            value = [_check_value(f"{path}[{i}]", default[0], v) for i, v in enumerate(value)]
+    else:
+        ok = type(value) is type(default)
+    if not ok:
+        raise NetvizError(
+            f"config key '{path}' must be a {_type_name(default)} (like {default!r}), got {value!r}"
+        )
+    return value
+
+
+def _merge(base: dict, overlay: dict, prefix: str = "") -> None:
+    """Merge ``overlay`` into ``base`` in place, checking every key and type against ``base``."""
+    for key, value in overlay.items():
+        path = f"{prefix}{key}"
+        if prefix.rstrip(".") in FREE_TABLES:
+            base[key] = _check_value(path, FREE_TABLES[prefix.rstrip(".")](), value)
+            continue
+        if key not in base:
+            valid = ", ".join(sorted(base)) or "(none)"
+            where = f"[{prefix.rstrip('.')}]" if prefix else "sections"
+            raise NetvizError(f"unknown config key '{path}'; valid {where}: {valid}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise NetvizError(f"config key '{path}' is a table; set one of its keys, e.g. '{path}.{next(iter(base[key]), 'key')}'")
+            _merge(base[key], value, f"{path}.")
+        else:
+            base[key] = _check_value(path, base[key], value)
+
+
+def parse_override(text: str) -> dict:
+    """Turn ``"section.key=VALUE"`` into a nested dict; VALUE is parsed as TOML, else taken as a bare string."""
+    if "=" not in text:
+        raise NetvizError(f"--set needs KEY=VALUE (e.g. saliency.num_shown=3), got '{text}'")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    if not key or any(not part for part in key.split(".")):
+        raise NetvizError(f"--set has an empty key in '{text}'")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # bare words such as cpu or /path/to/dir
+    nested: dict = {}
+    node = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise NetvizError(f"config file '{path}' not found; pass an existing file to --config") from None
+    except tomllib.TOMLDecodeError as err:
+        raise NetvizError(f"config file '{path}' is not valid TOML: {err}") from None
+
+
+def load_config(files: list[Path] | tuple = (), overrides: list[str] | tuple = ()) -> dict:
+    """Defaults, then each overlay file in order, then each ``--set`` override.
+
+    Returns the effective config as a nested dict.
+    """
+    config = read_toml(DEFAULT_CONFIG)
+    for path in files:
+        if Path(path).resolve() != DEFAULT_CONFIG:
+            _merge(config, read_toml(Path(path)))
+    for text in overrides:
+        _merge(config, parse_override(text))
+    return config
+
+
+def section_models(config: dict, section: str) -> list[str]:
+    """The models a section runs on: its own ``models`` list, or ``models.names`` when that is empty."""
+    names = config[section].get("models") or config["models"]["names"]
+    if not names:
+        raise NetvizError(f"no models for [{section}]: set models.names or {section}.models")
+    return list(names)
+
+
+def section_slice(config: dict, section: str, exclude: tuple[str, ...] = ("batch_size",)) -> dict:
+    """What of the config a section's results depend on (for its cache key): its own table, its models and
+    the run settings that change results. Keys in ``exclude`` (e.g. ``batch_size``) do not change results."""
+    own = {k: v for k, v in config[section].items() if k not in exclude}
+    return {
+        section: own,
+        "models": section_models(config, section),
+        "run.seed": config["run"]["seed"],
+        "run.images": config["run"]["images"],
+    }
+
+
+def deep_copy(config: dict) -> dict:
+    return copy.deepcopy(config)

