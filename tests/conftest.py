@@ -1,0 +1,72 @@
+"""Shared fixtures: the real data (../shared/data or $NETVIZ_DATA_DIR) and small models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from netviz.models import wrap
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    configured = os.environ.get("NETVIZ_DATA_DIR")
+    return Path(configured) if configured else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if not (path / "imagenet_val_25.npz").exists():
+        pytest.skip(f"real data not found in {path} (set NETVIZ_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def course_images(data_dir):
+    from netviz.data import load_course_images
+
+    return load_course_images(data_dir)
+
+
+@pytest.fixture(scope="session")
+def squeezenet(data_dir):
+    """The real ImageNet SqueezeNet 1.1 (a Classifier on pixel-space input), on CPU."""
+    from netviz.models import load_model
+
+    if not (data_dir / "weights" / "squeezenet1_1.pth").exists():
+        pytest.skip("squeezenet1_1.pth not in the data dir")
+    return load_model("squeezenet1_1", {}, str(data_dir)).model
+
+
+class TinyNet(nn.Module):
+    """A small conv net for 3×32×32 inputs with 10 classes (random weights, seeded)."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+@pytest.fixture
+def tiny_model():
+    """A seeded TinyNet wrapped as a Classifier (ImageNet normalisation, pixel-space input)."""
+    torch.manual_seed(0)
+    return wrap("tiny", TinyNet())
+
+
+@pytest.fixture
+def tiny_images():
+    """Four random 3×32×32 images in [0, 1] and their targets."""
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(4, 3, 32, 32, generator=generator), torch.tensor([0, 3, 5, 9])
