@@ -27,6 +27,10 @@ def _type_name(value: Any) -> str:
     )
 
 
+def _with_article(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
 def _check_value(path: str, default: Any, value: Any) -> Any:
     """Return ``value`` if it has the type of ``default`` (ints are accepted for floats), else raise."""
     if isinstance(default, bool) or isinstance(value, bool):
@@ -42,7 +46,7 @@ def _check_value(path: str, default: Any, value: Any) -> Any:
         ok = type(value) is type(default)
     if not ok:
         raise NetvizError(
-            f"config key '{path}' must be a {_type_name(default)} (like {default!r}), got {value!r}"
+            f"config key '{path}' must be {_with_article(_type_name(default))} (like {default!r}), got {value!r}"
         )
     return value
 

@@ -1,0 +1,88 @@
+"""Models by name: real weights where the data dir has them, clear errors where it doesn't."""
+
+import pytest
+import torch
+
+from netviz import models
+from netviz.errors import NetvizError
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(NetvizError, match=r"unknown model 'vgg61'.*vgg16"):
+        models.check_model_name("vgg61")
+
+
+def test_vgg16_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(NetvizError) as err:
+        models.resolve_weights("vgg16", {}, str(tmp_path))
+    message = str(err.value)
+    assert "vgg16.pth" in message and "models.weights.vgg16" in message and "\n" not in message
+
+
+def test_explicit_weights_path_must_exist(tmp_path):
+    with pytest.raises(NetvizError, match="does not exist"):
+        models.resolve_weights("squeezenet1_1", {"squeezenet1_1": str(tmp_path / "nope.pth")}, str(tmp_path))
+
+
+def test_corrupt_weights_file(tmp_path):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "squeezenet1_1.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(NetvizError, match="cannot be read"):
+        models.load_model("squeezenet1_1", {}, str(tmp_path))
+
+
+def test_weights_of_another_model(tmp_path):
+    (tmp_path / "weights").mkdir()
+    torch.save(models.random_model("resnet18").net.state_dict(), tmp_path / "weights" / "squeezenet1_1.pth")
+    with pytest.raises(NetvizError, match="does not fit squeezenet1_1"):
+        models.load_model("squeezenet1_1", {}, str(tmp_path))
+
+
+def test_random_vgg16_is_a_frozen_pixel_space_classifier():
+    model = models.random_model("vgg16", seed=0)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert model.target_layer == "features.29"
+    assert isinstance(model.layer(), torch.nn.ReLU)
+    with torch.inference_mode():
+        assert model(torch.rand(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_any_torchvision_classifier_by_name():
+    model = models.random_model("mobilenet_v3_small")
+    with torch.inference_mode():
+        assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
+    assert model.target_layer  # the last conv layer is found for Grad-CAM
+
+
+def test_wrapper_normalises_inputs():
+    model = models.random_model("squeezenet1_1")
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(model.denormalize(model.normalize(x)), x)
+
+
+def test_efficientnet_lite0_loads_strictly_and_wants_x_times_2_minus_1(course_images):
+    loaded = models.load_model("efficientnet_lite0")  # strict load of the renamed package weights
+    x, y = course_images.images, course_images.labels
+    with torch.inference_mode():
+        right = int((loaded.model(x).argmax(1) == y).sum())
+        # the same network fed ImageNet mean/std normalisation instead of x*2-1
+        wrong_norm = models.wrap("efficientnet_lite0", loaded.model.net, models.IMAGENET_MEAN, models.IMAGENET_STD)
+        wrong = int((wrong_norm(x).argmax(1) == y).sum())
+    assert right == 17
+    assert wrong < right
+
+
+def test_device_resolution():
+    assert models.resolve_device("cpu").type == "cpu"
+    assert models.resolve_device("auto").type in {"cpu", "cuda"}
+    if not torch.cuda.is_available():
+        with pytest.raises(NetvizError, match="CUDA is not available"):
+            models.resolve_device("cuda")
+    with pytest.raises(NetvizError, match="unknown device"):
+        models.resolve_device("tpu9")
