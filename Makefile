@@ -14,9 +14,9 @@ export PYTHONPATH := $(CURDIR)/src
 export PYTHONUNBUFFERED := 1
 TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
 
-.PHONY: all run report test grade expected bench setup-tex clean distclean
+.PHONY: all tex run report test setup-tex clean distclean
 
-all: run report
+all: tex run report
 
 $(BIN)/netviz: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,14 +28,19 @@ run: $(BIN)/netviz
 	$(BIN)/python -m netviz run $(RUN_ARGS)
 
 report: $(BIN)/netviz
-	$(BIN)/python -m netviz report
+	$(BIN)/python -m netviz report $$(command -v latexmk >/dev/null || echo --no-pdf)
 
 test: $(BIN)/netviz
 	$(BIN)/python -m pytest -q
 
-# LaTeX for the PDF (Debian/Ubuntu; about 30 s). `make` tells you when it is missing.
+# LaTeX for the PDF (Debian/Ubuntu, as root; about 30 s).
 setup-tex:
 	command -v latexmk >/dev/null || { apt-get update -q && apt-get install -y --no-install-recommends $(TEX_PACKAGES); }
+
+# `make` installs LaTeX when it can (root with apt-get); otherwise it says so and renders without the PDF.
+tex:
+	@command -v latexmk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && $(MAKE) --no-print-directory setup-tex; } \
+	  || echo "netviz: latexmk not found and cannot install it here; the report will be HTML and TeX only (see README)"
 
 clean:
 	rm -rf results figures/*/ report/report.* report/.build

@@ -49,3 +49,8 @@ def test_diagonal_distance_is_euclidean():
 def test_center_point_and_box_fraction():
     assert metrics.center_point((224, 224)) == (112, 112)
     assert metrics.box_area_fraction([(0, 0, 112, 224)], (224, 224)) == pytest.approx(0.5)
+
+
+def test_top_mass_share_single_peak_and_flat():
+    assert metrics.top_mass_share(peak_at(3, 4), 0.01) == pytest.approx(1.0)
+    assert metrics.top_mass_share(np.ones((100, 100)), 0.01) == pytest.approx(0.01)

@@ -43,3 +43,14 @@ def center_point(shape: tuple[int, int]) -> tuple[int, int]:
 def box_area_fraction(boxes: Sequence[Sequence[int]], shape: tuple[int, int]) -> float:
     """Share of the image covered by the boxes' union (0..1): a large share makes pointing easy."""
     return float(box_mask(boxes, shape).mean())
+
+
+def top_mass_share(saliency: np.ndarray, fraction: float = 0.01) -> float:
+    """Share (0..1) of a non-negative map's total held by its brightest ``fraction`` of pixels: 1 for a single
+    peak, ``fraction`` for a flat map. Measures how concentrated a map is."""
+    values = np.sort(np.asarray(saliency, dtype=np.float64).ravel())
+    total = values.sum()
+    if total <= 0:
+        return float("nan")
+    count = max(1, int(round(fraction * values.size)))
+    return float(values[-count:].sum() / total)

@@ -1,4 +1,8 @@
-"""Section 1: gradient saliency maps (Q1-Q4) and the pointing game."""
+"""Section 1: gradient saliency maps (Q1-Q4) and the pointing game.
+
+Writes per model: the maps (``maps_<model>.npz``, N×224×224 float32), accuracy, the pointing game per image
+beside the center-point baseline, and two figures (the lab's first-N layout and all images with boxes).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import numpy as np
 import torch
 
 from netviz import metrics, plots
+from netviz.data import imagenet_categories
 from netviz.experiments.context import Context
 from netviz.methods.saliency import vanilla_gradient
 
@@ -18,74 +23,77 @@ def predict(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
         return torch.cat([model(images[i : i + batch_size]).softmax(1) for i in range(0, len(images), batch_size)])
 
 
-def pointing(maps: np.ndarray, boxes: list, tolerance: float) -> list[dict]:
-    """Per image: the map's argmax point, the hit, and the center baseline's hit (boxes-less images skipped)."""
+def image_rows(maps: np.ndarray, probs: torch.Tensor, labels: torch.Tensor, boxes: list, tolerance: float) -> list[dict]:
+    """One record per image: prediction, pointing game (``None`` where the image has no boxes) and the
+    center baseline, and how concentrated its map is."""
+    categories = imagenet_categories()
+    top5 = probs.topk(5, dim=1).indices
     rows = []
     for i, saliency in enumerate(maps):
-        if not boxes[i]:
-            rows.append({"index": i, "point": None, "hit": None, "center_hit": None, "box_fraction": None})
-            continue
-        point = metrics.argmax_point(saliency)
-        rows.append({
+        label, predicted = int(labels[i]), int(probs[i].argmax())
+        row = {
             "index": i,
-            "point": list(point),
-            "hit": metrics.pointing_hit(point, boxes[i], saliency.shape, tolerance),
-            "center_hit": metrics.pointing_hit(metrics.center_point(saliency.shape), boxes[i], saliency.shape, tolerance),
-            "box_fraction": round(metrics.box_area_fraction(boxes[i], saliency.shape), 4),
-        })
+            "predicted": predicted,
+            "predicted_name": categories[predicted],
+            "correct": predicted == label,
+            "in_top5": bool((top5[i] == label).any()),
+            "p_true": round(float(probs[i, label]), 4),
+            "p_predicted": round(float(probs[i, predicted]), 4),
+            "top1pct_mass": round(metrics.top_mass_share(saliency, 0.01), 4),
+            "point": list(metrics.argmax_point(saliency)),
+            "hit": None, "center_hit": None, "box_fraction": None,
+        }
+        if boxes[i]:
+            center = metrics.center_point(saliency.shape)
+            row.update(hit=metrics.pointing_hit(tuple(row["point"]), boxes[i], saliency.shape, tolerance),
+                       center_hit=metrics.pointing_hit(center, boxes[i], saliency.shape, tolerance),
+                       box_fraction=round(metrics.box_area_fraction(boxes[i], saliency.shape), 4))
+        rows.append(row)
     return rows
 
 
 def rate(rows: list[dict], key: str) -> float | None:
+    """Mean of a boolean column over the images where it is defined (None when none is)."""
     scored = [r[key] for r in rows if r[key] is not None]
     return round(sum(scored) / len(scored), 4) if scored else None
 
 
 def run(ctx: Context) -> dict:
     images = ctx.images
-    x = images.images.to(ctx.device)
-    y = images.labels.to(ctx.device)
+    x, y = images.images.to(ctx.device), images.labels.to(ctx.device)
     shown = min(int(ctx.section["num_shown"]), len(images))
     tolerance = float(ctx.section["tolerance_px"])
-    results: dict = {"images": [{"id": i, "label": int(l), "name": n} for i, n, l in zip(images.ids, images.names, images.labels)],
-                     "tolerance_px": tolerance, "num_shown": shown, "models": {}}
+    results: dict = {
+        "images": [{"id": i, "label": int(label), "name": name} for i, name, label in zip(images.ids, images.names, images.labels)],
+        "tolerance_px": tolerance, "num_shown": shown, "models": {},
+    }
     for name, loaded in ctx.models().items():
-        model = loaded.model
-        probs = predict(model, x, ctx.batch_size).cpu()
-        maps = vanilla_gradient(model, x, y, batch_size=ctx.batch_size).cpu().numpy()
-        rows = pointing(maps, images.boxes, tolerance)
-        top1 = probs.argmax(1)
-        top5 = probs.topk(5, dim=1).indices
-        for row, label, pred, p_true, p_pred, t5 in zip(rows, images.labels, top1, probs[torch.arange(len(images)), images.labels], probs.max(1).values, top5):
-            row.update({"predicted": int(pred), "predicted_name": images_name(int(pred)), "correct": bool(pred == label),
-                        "in_top5": bool((t5 == label).any()), "p_true": round(float(p_true), 4), "p_predicted": round(float(p_pred), 4),
-                        # how peaked the map is: share of the map's total above its 99th percentile
-                        "top1pct_mass": round(float(np.sort(maps[row["index"]].ravel())[-maps[row["index"]].size // 100 :].sum() / maps[row["index"]].sum()), 4)})
+        probs = predict(loaded.model, x, ctx.batch_size).cpu()
+        maps = vanilla_gradient(loaded.model, x, y, batch_size=ctx.batch_size).cpu().numpy()
         np.savez_compressed(ctx.results_dir / f"maps_{name}.npz", maps=maps.astype(np.float32))
-        points = [tuple(r["point"]) if r["point"] else metrics.argmax_point(m) for r, m in zip(rows, maps)]
-        hits = [bool(r["hit"]) for r in rows]
-        titles = images.names
-        fig_lab = ctx.save_figure(plots.images_over_maps(images.images[:shown], maps[:shown], titles[:shown]),
-                                  f"saliency_{name}_first{shown}.png")
-        fig_all = ctx.save_figure(plots.images_over_maps(images.images, maps, titles, points=points, hits=hits,
-                                                         boxes=images.boxes, columns=9 if len(images) > 10 else None),
-                                  f"saliency_{name}_all.png")
-        results["models"][name] = {
+        rows = image_rows(maps, probs, images.labels, images.boxes, tolerance)
+        first = ctx.save_figure(plots.images_over_maps(images.images[:shown], maps[:shown], images.names[:shown]),
+                                f"saliency_{name}_first{shown}.png")
+        every = ctx.save_figure(
+            plots.images_over_maps(images.images, maps, images.names, points=[r["point"] for r in rows],
+                                   hits=[r["hit"] is not False for r in rows], boxes=images.boxes,
+                                   columns=9 if len(images) > 10 else None),
+            f"saliency_{name}_all.png")
+        summary = {
             "weights_sha256": loaded.weights_sha256,
-            "top1": int((top1 == images.labels).sum()),
-            "top5": int(sum(r["in_top5"] for r in rows)),
             "n": len(images),
+            "top1": sum(r["correct"] for r in rows),
+            "top5": sum(r["in_top5"] for r in rows),
             "scored": sum(r["hit"] is not None for r in rows),
             "hit_rate": rate(rows, "hit"),
             "center_hit_rate": rate(rows, "center_hit"),
+            "mean_box_fraction": round(float(np.mean([r["box_fraction"] for r in rows if r["box_fraction"] is not None])), 4)
+            if any(r["box_fraction"] is not None for r in rows) else None,
+            "mean_top1pct_mass": round(float(np.nanmean([r["top1pct_mass"] for r in rows])), 4),
             "per_image": rows,
-            "figures": {"first": fig_lab, "all": fig_all},
+            "figures": {"first": first, "all": every},
         }
-        ctx.log(f"{name}: top-1 {results['models'][name]['top1']}/{len(images)}, pointing {results['models'][name]['hit_rate']}")
+        results["models"][name] = summary
+        ctx.log(f"{name}: top-1 {summary['top1']}/{len(images)}, pointing game {summary['hit_rate']} "
+                f"(center baseline {summary['center_hit_rate']})")
     return results
-
-
-def images_name(index: int) -> str:
-    from netviz.data import imagenet_categories
-
-    return imagenet_categories()[index]
