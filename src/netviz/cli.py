@@ -23,13 +23,11 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def effective_config(args: argparse.Namespace) -> dict:
+    """default.toml, then ``--config`` overlays, then ``--set`` overrides, then ``--data-dir/--images/--device``."""
     from netviz.config import load_config
 
-    overrides = list(args.overrides)
-    for key, value in (("data_dir", args.data_dir), ("images", args.images), ("device", args.device)):
-        if value:
-            overrides.append(f"run.{key}={value!r}".replace("'", '"') if '"' not in value else f"run.{key}={value}")
-    return load_config(args.config, overrides)
+    shortcuts = {key: value for key, value in (("data_dir", args.data_dir), ("images", args.images), ("device", args.device)) if value}
+    return load_config(args.config, args.overrides, extra={"run": shortcuts} if shortcuts else None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -100,8 +100,8 @@ def read_toml(path: Path) -> dict:
         raise NetvizError(f"config file '{path}' is not valid TOML: {err}") from None
 
 
-def load_config(files: list[Path] | tuple = (), overrides: list[str] | tuple = ()) -> dict:
-    """Defaults, then each overlay file in order, then each ``--set`` override.
+def load_config(files: list[Path] | tuple = (), overrides: list[str] | tuple = (), extra: dict | None = None) -> dict:
+    """Defaults, then each overlay file in order, then each ``--set`` override, then ``extra`` (a nested dict).
 
     Returns the effective config as a nested dict.
     """
@@ -111,6 +111,8 @@ def load_config(files: list[Path] | tuple = (), overrides: list[str] | tuple = (
             _merge(config, read_toml(Path(path)))
     for text in overrides:
         _merge(config, parse_override(text))
+    if extra:
+        _merge(config, extra)
     return config
 
 
