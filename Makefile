@@ -1,6 +1,9 @@
 # netviz: `make` runs the experiments (only what changed) and renders the report; `make test` runs the tests.
 # Variables: CONFIG=config/offline.toml (an overlay), SET='section.key=VALUE' (one override),
 # ARGS='--set a=1 --set b=2 --device cpu' (anything else for `netviz run`), PYTHON=python3.11.
+# Nothing is decided by file times: `netviz run` and `netviz report` skip what is unchanged by content hashes,
+# so `make` with nothing changed takes seconds. `make grade` compares this build with EXPECTED (exit 1 on failure);
+# `make expected` regenerates the shipped expected set (default offline configuration, on CPU).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,6 +11,8 @@ BIN := $(VENV)/bin
 CONFIG ?=
 SET ?=
 ARGS ?=
+EXPECTED ?= expected/offline
+GRADE_ARGS ?=
 RUN_ARGS := $(if $(CONFIG),--config $(CONFIG)) $(if $(SET),--set '$(SET)') $(ARGS)
 # Run the package from this checkout's src/ even when .venv is shared with another worktree.
 export PYTHONPATH := $(CURDIR)/src
@@ -33,12 +38,21 @@ report: $(BIN)/netviz
 test: $(BIN)/netviz
 	$(BIN)/python -m pytest -q
 
+# Compare the build here (results/, figures/) with an expected set; writes report/grade.html.
+grade: $(BIN)/netviz
+	$(BIN)/python -m netviz grade --expected $(EXPECTED) $(GRADE_ARGS)
+
+# Regenerate expected/offline/ from the default offline configuration on CPU (cached sections are reused).
+expected: $(BIN)/netviz
+	$(BIN)/python -m netviz run --config config/offline.toml --device cpu
+	$(BIN)/python -m netviz expected --out expected/offline
+
 # LaTeX for the PDF (Debian/Ubuntu; about 30 s). `make` tells you when it is missing.
 setup-tex:
 	command -v latexmk >/dev/null || { apt-get update -q && apt-get install -y --no-install-recommends $(TEX_PACKAGES); }
 
 clean:
-	rm -rf results figures/*/ report/report.* report/.build
+	rm -rf results figures/*/ report/report.* report/.build report/.report-key.json report/grade.html
 
 distclean: clean
 	rm -rf $(VENV)
