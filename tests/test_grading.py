@@ -164,3 +164,27 @@ def test_panel_boxes_match_the_saved_pixels(tmp_path):
         inner = image[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2].reshape(-1, 3)
         assert (np.abs(inner - colour).max(axis=1) <= 2).mean() > 0.99, panel
         assert panel["label"].endswith(str(colour))
+
+
+def test_other_layout_passes_but_other_content_fails(expected, actual, course_images):
+    """A figure re-drawn at another resolution (as other fonts or matplotlib would shift it) still passes,
+    compared at a coarse scale; the same figure with its two saliency maps swapped fails."""
+    import torch
+
+    from netviz import plots
+    from netviz.experiments.context import Context
+
+    rel = "figures/saliency/saliency_squeezenet1_1_first2.png"
+    maps = np.load(actual / "results/saliency/maps_squeezenet1_1.npz")["maps"][:2]
+    manifest_path = actual / "results/saliency/manifest.json"
+    for order, should_pass in (([0, 1], True), ([1, 0], False)):
+        ctx = Context("saliency", {"run": {"seed": 0}, "saliency": {}}, torch.device("cpu"), None, None,
+                      actual / "figures/saliency", actual / "figures/saliency", "figures/saliency")
+        ctx.save_figure(plots.images_over_maps(course_images.images[:2], maps[order], course_images.names[:2]),
+                        Path(rel).name, dpi=97)
+        manifest = json.loads(manifest_path.read_text())
+        manifest["panels"][rel] = ctx.panels[rel]
+        manifest_path.write_text(json.dumps(manifest))
+        check = next(c for c in grade(expected, actual).checks if c.name == rel)
+        assert all(p["rescaled"] for p in check.panels)
+        assert check.passed == should_pass, check.detail

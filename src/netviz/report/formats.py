@@ -35,6 +35,18 @@ def tex_escape(value: Any) -> str:
     return TexRaw(_TEX_RE.sub(lambda m: _TEX_SPECIALS[m.group()], str(value)))
 
 
+def _breakable(text: str, escape_char, mark: str, run: int, separators: str = "/_-.,:= ") -> str:
+    """``text`` escaped character by character, with ``mark`` (a break opportunity) after each separator and
+    after every ``run`` characters without one."""
+    out, length = [], 0
+    for char in text:
+        out.append(str(escape_char(char)))
+        length = 0 if char in separators else length + 1
+        if length % run == 0:
+            out.append(mark)
+    return "".join(out)
+
+
 def number(value: Any, digits: int = 2) -> str:
     """A number for prose: ints as is, floats with ``digits`` significant decimals, None as an en dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -103,8 +115,9 @@ class HtmlFormat(Format):
         return Markup("<br>")
 
     def tt(self, text: Any) -> Markup:
-        """Long machine text (a path, a hash, a JSON value) in monospace that may wrap anywhere."""
-        return Markup(f'<code class="long">{escape(text)}</code>')
+        """Long machine text (a path, a hash, a JSON value) in monospace, which may wrap after a separator or
+        every 24 characters (``<wbr>``)."""
+        return Markup(f'<code class="long">{_breakable(str(text), escape, "<wbr>", 24, "/-.,:= ")}</code>')
 
     def section(self, title: str, anchor: str = "") -> Markup:
         return Markup(f'<h2 id="{escape(anchor)}">{escape(title)}</h2>')
@@ -155,13 +168,7 @@ class TexFormat(Format):
     def tt(self, text: Any, run: int = 8) -> TexRaw:
         """Long machine text (a path, a hash, a JSON value) in small monospace, with a break allowed after
         every separator and every ``run`` characters, so it wraps in a ``p{}`` table column or a paragraph."""
-        out, length = [], 0
-        for char in str(text):
-            out.append(tex_escape(char))
-            length = 0 if char in "/_-.,:= " else length + 1
-            if length == 0 or length % run == 0:
-                out.append(r"\allowbreak{}")
-        return TexRaw(r"{\ttfamily\footnotesize " + "".join(out) + "}")
+        return TexRaw(r"{\ttfamily\footnotesize " + _breakable(str(text), tex_escape, r"\allowbreak{}", run) + "}")
 
     def section(self, title: str, anchor: str = "") -> TexRaw:
         return TexRaw(rf"\section{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))

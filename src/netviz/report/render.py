@@ -110,7 +110,7 @@ def report_parts(root: Path) -> dict:
         if path.exists():
             parts[f"input {path.relative_to(root).as_posix()}"] = store.hash_file(path)
     for path in sorted(TEMPLATES.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.name != "grade.html.j2":  # the grading page's template is not the report's
             parts[f"template {path.relative_to(TEMPLATES).as_posix()}"] = store.hash_file(path)
     module = "netviz.report.render"
     parts.update(cache.code_parts(module))
