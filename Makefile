@@ -1,6 +1,9 @@
 # netviz: `make` runs the experiments (only what changed) and renders the report; `make test` runs the tests.
 # Variables: CONFIG=config/offline.toml (an overlay), SET='section.key=VALUE' (one override),
 # ARGS='--set a=1 --set b=2 --device cpu' (anything else for `netviz run`), PYTHON=python3.11.
+# Nothing is decided by file times: `netviz run` and `netviz report` skip what is unchanged by content hashes,
+# so `make` with nothing changed takes seconds. `make grade` compares this build with EXPECTED (exit 1 on failure);
+# `make expected` regenerates the shipped expected set (default offline configuration, on CPU).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,30 +11,45 @@ BIN := $(VENV)/bin
 CONFIG ?=
 SET ?=
 ARGS ?=
+EXPECTED ?= expected/offline
+GRADE_ARGS ?=
 RUN_ARGS := $(if $(CONFIG),--config $(CONFIG)) $(if $(SET),--set '$(SET)') $(ARGS)
 # Run the package from this checkout's src/ even when .venv is shared with another worktree.
 export PYTHONPATH := $(CURDIR)/src
 export PYTHONUNBUFFERED := 1
 TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
 
-.PHONY: all tex run report test setup-tex clean distclean
+.PHONY: all tex run report test grade expected setup-tex clean distclean
 
 all: tex run report
 
-$(BIN)/netviz: pyproject.toml
+# The install is redone when pyproject.toml's content changes (a stamp named by its hash, not file times).
+INSTALLED := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+$(INSTALLED):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(BIN)/netviz
+run: $(INSTALLED)
 	$(BIN)/python -m netviz run $(RUN_ARGS)
 
-report: $(BIN)/netviz
+report: $(INSTALLED)
 	$(BIN)/python -m netviz report $$(command -v latexmk >/dev/null || echo --no-pdf)
 
-test: $(BIN)/netviz
+test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
+
+# Compare the build here (results/, figures/) with an expected set; writes report/grade.html.
+grade: $(INSTALLED)
+	$(BIN)/python -m netviz grade --expected $(EXPECTED) $(GRADE_ARGS)
+
+# Regenerate expected/offline/ from the default offline configuration on CPU (cached sections are reused).
+expected: $(INSTALLED)
+	$(BIN)/python -m netviz run --config config/offline.toml --device cpu
+	$(BIN)/python -m netviz expected --out expected/offline
 
 # LaTeX for the PDF (Debian/Ubuntu, as root; about 30 s).
 setup-tex:
@@ -43,7 +61,7 @@ tex:
 	  || echo "netviz: latexmk not found and cannot install it here; the report will be HTML and TeX only (see README)"
 
 clean:
-	rm -rf results figures/*/ report/report.* report/.build
+	rm -rf results figures/*/ report/report.* report/.build report/.report-key.json report/grade.html
 
 distclean: clean
 	rm -rf $(VENV)

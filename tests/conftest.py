@@ -70,3 +70,22 @@ def tiny_images():
     """Four random 3×32×32 images in [0, 1] and their targets."""
     generator = torch.Generator().manual_seed(1)
     return torch.rand(4, 3, 32, 32, generator=generator), torch.tensor([0, 3, 5, 9])
+
+
+# A cheap but real build (SqueezeNet saliency on the 25 course images), shared by the reproducibility and
+# grading tests. Tests copy it before changing anything.
+CHEAP_BUILD = ['saliency.models=["squeezenet1_1"]', "saliency.num_shown=2", "run.device=\"cpu\""]
+
+
+@pytest.fixture(scope="session")
+def saliency_build(tmp_path_factory, data_dir) -> Path:
+    """A build folder (results/, figures/) made by the runner with ``CHEAP_BUILD`` overrides."""
+    from netviz.config import load_config
+    from netviz.experiments.runner import run_experiments
+
+    if not (data_dir / "weights" / "squeezenet1_1.pth").exists():
+        pytest.skip("squeezenet1_1.pth not in the data dir")
+    root = tmp_path_factory.mktemp("build")
+    config = load_config(overrides=[*CHEAP_BUILD, f'run.data_dir="{data_dir}"'])
+    run_experiments(config, root, only=["saliency"], log=lambda _: None)
+    return root

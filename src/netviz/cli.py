@@ -1,6 +1,7 @@
-"""The ``netviz`` command line: ``run``, ``report`` (and more as sections add them).
+"""The ``netviz`` command line: ``run``, ``report``, ``expected``, ``grade`` (and more as sections add them).
 
 User errors (:class:`NetvizError`) print one line, ``netviz: error: ...``, and exit with status 2.
+``grade`` exits with status 1 when the build fails the grading.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ def effective_config(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from netviz.experiments.runner import run_experiments
+    from netviz.experiments.runner import plan, run_experiments
 
     config = effective_config(args)
+    if args.dry_run:
+        for section, why in plan(config, Path("."), only=args.only or None, force=args.force).items():
+            print(f"{section}: {'would re-run: ' + '; '.join(why) if why else 'cached'}")
+        return 0
     run_experiments(config, Path("."), only=args.only or None, force=args.force)
     return 0
 
@@ -41,8 +46,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from netviz.report.render import render_report
 
-    render_report(Path("."), pdf=not args.no_pdf)
+    render_report(Path("."), pdf=not args.no_pdf, force=args.force)
     return 0
+
+
+def cmd_expected(args: argparse.Namespace) -> int:
+    from netviz.grading import snapshot
+
+    snapshot(Path("."), args.out, allow_partial=args.allow_partial)
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from netviz.config import load_config
+    from netviz.grading import run_grade
+
+    config = load_config(args.config, args.overrides)
+    html = None if args.html == "" else Path(args.html) if args.html else Path(args.actual) / "report" / "grade.html"
+    result = run_grade(args.expected, args.actual, config["grade"], html)
+    return 0 if result.passed else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(run)
     run.add_argument("--only", action="append", metavar="SECTION", help="run only this section (repeatable)")
     run.add_argument("--force", action="append", metavar="SECTION", help="re-run this section even if cached ('all' for every one)")
+    run.add_argument("--dry-run", action="store_true", help="say what would re-run and why, without running anything")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="render report/report.html and report/report.pdf from stored results")
     report.add_argument("--no-pdf", action="store_true", help="write report.tex but do not run latexmk")
+    report.add_argument("--force", action="store_true", help="render even when nothing it reads has changed")
     report.set_defaults(func=cmd_report)
+
+    expected = sub.add_parser("expected", help="snapshot this build (figures, metrics, provenance) as an expected set for grading")
+    expected.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the expected set (replaced)")
+    expected.add_argument("--allow-partial", action="store_true", help="accept a build with missing or out-of-date sections")
+    expected.set_defaults(func=cmd_expected)
+
+    grade = sub.add_parser("grade", help="compare a build with an expected set: SSIM per figure and panel, metrics "
+                                         "within tolerances, a verdict per question; exit status 1 on failure")
+    grade.add_argument("--expected", required=True, type=Path, metavar="DIR", help="an expected set (`netviz expected`)")
+    grade.add_argument("--actual", default=Path("."), type=Path, metavar="DIR", help="the build to grade (default: here)")
+    grade.add_argument("--html", metavar="FILE", help="where to write the page (default: ACTUAL/report/grade.html; '' for none)")
+    grade.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
+                       help="TOML file with a [grade] table of tolerances (layered over config/default.toml)")
+    grade.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                       help="override a grading key, e.g. --set grade.ssim_min=0.9")
+    grade.set_defaults(func=cmd_grade)
     return parser
 
 

@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 
 # Tables whose keys are free (user-chosen names), with the type every value must have.
-FREE_TABLES: dict[str, type] = {"models.weights": str}
+FREE_TABLES: dict[str, type] = {"models.weights": str, "grade.tolerances": dict}
 
 
 def _type_name(value: Any) -> str:

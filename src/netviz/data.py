@@ -245,3 +245,32 @@ def load_images(run_config: dict) -> ImageSet:
     if run_config.get("images"):
         return load_image_folder(Path(run_config["images"]).expanduser())
     return load_course_images(resolve_data_dir(run_config.get("data_dir", "")))
+
+
+def data_fingerprint(run_config: dict) -> dict:
+    """What the image set chosen by ``[run]`` is made from, without decoding it (for cache keys and provenance).
+
+    Returns ``{"source": path, "files": {name: sha256}, "sha256": <hash over those>, "images": N}``: the
+    course's npz and box annotations, or a folder's labels file and every image it lists.
+    """
+    if run_config.get("images"):
+        folder = Path(run_config["images"]).expanduser()
+        if not folder.is_dir():
+            raise NetvizError(f"image folder '{folder}' does not exist; pass a folder of images with a labels file")
+        entries = _read_labels(folder)
+        labels_file = next(p for p in (folder / "labels.json", folder / "labels.csv") if p.exists())
+        names = [labels_file.name, *sorted(entries)]
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise NetvizError(f"{folder / missing[0]} is listed in the labels file but does not exist")
+        files = {name: sha256_file(folder / name) for name in names}
+        count, source = len(entries), folder
+    else:
+        path = resolve_data_dir(run_config.get("data_dir", "")) / COURSE_NPZ
+        if not path.exists():
+            download(COURSE_URL, path, COURSE_SHA256)
+        files = {COURSE_NPZ: sha256_file(path), COURSE_BOXES.name: sha256_file(COURSE_BOXES)}
+        with np.load(path, allow_pickle=False) as npz:
+            count, source = int(npz["y"].shape[0]), path
+    combined = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {"source": str(source), "files": files, "sha256": combined, "images": count}

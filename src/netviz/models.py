@@ -116,7 +116,8 @@ def _hub_cache_file(name: str) -> Path:
 def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> Path:
     """The weights file for model ``name``: explicit path, data dir, pip package, hub cache (downloading
     into it when online). Raises :class:`NetvizError` naming the file and the remedies when none works."""
-    check_model_name(name)
+    # The name is checked after the local files (checking lists torchvision's models: importing torchvision
+    # takes seconds, too long for a cached run); build_network checks it again before any use.
     if name in explicit:
         path = Path(explicit[name]).expanduser()
         if not path.is_file():
@@ -125,6 +126,7 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
     local = resolve_data_dir(data_dir) / "weights" / f"{name}.pth"
     if local.is_file():
         return local
+    check_model_name(name)
     if name == "efficientnet_lite0":
         packaged = _lite0_package_file()
         if packaged is None or not packaged.is_file():

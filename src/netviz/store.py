@@ -1,19 +1,31 @@
 """Writing results so that an interruption never leaves a partial result behind.
 
 Files are written to a temporary name in the same folder and renamed into place (``os.replace`` is atomic on
-POSIX). A whole experiment's output folder is built under a staging name and swapped in at the end.
+POSIX). A whole experiment's output folder is built under a staging name and swapped in at the end. What an
+interrupted run leaves (staging folders, temporary files) carries a marker in its name and is removed by the
+next run (:func:`clean_stale`); :func:`exclusive` keeps two runs from sharing one folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+
+from netviz.errors import NetvizError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are then not protected from each other
+    fcntl = None
 
 
 def _json_default(value: Any):
@@ -30,11 +42,23 @@ def _json_default(value: Any):
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
+TMP_SUFFIX = ".tmp"
+STAGING_MARKERS = (".tmp-", ".old-")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; results are ordinary files
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -79,11 +103,84 @@ def swap_in(staging: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def clean_stale(parent: Path) -> None:
-    """Remove staging and moved-aside folders left by an interrupted run."""
+def clean_stale(parent: Path) -> list[Path]:
+    """Remove what an interrupted run left in ``parent``: staging and moved-aside folders (``<name>.tmp-<pid>``,
+    ``<name>.old-<pid>``) and temporary files (``.<name>.<random>.tmp``). Returns what was removed.
+    Call it only while holding :func:`exclusive`, so that no running process still owns them."""
     parent = Path(parent)
     if not parent.is_dir():
-        return
+        return []
+    removed = []
     for entry in parent.iterdir():
-        if ".tmp-" in entry.name or ".old-" in entry.name:
+        staged = any(marker in entry.name for marker in STAGING_MARKERS)
+        temporary = entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX) and entry.is_file()
+        if staged or temporary:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_tree(folder: Path, relative_to: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, keyed by its path relative to ``relative_to`` (POSIX style)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {path.relative_to(relative_to).as_posix(): hash_file(path)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def check_files(recorded: dict[str, str], root: Path) -> list[str]:
+    """What differs between files on disk and their recorded sha256 (``{relative path: sha256}``):
+    ``["figures/a/x.png missing", "results/a/m.npz changed"]``; empty when all are as recorded."""
+    problems = []
+    for rel, sha in recorded.items():
+        path = Path(root) / rel
+        if not path.is_file():
+            problems.append(f"{rel} missing")
+        elif hash_file(path) != sha:
+            problems.append(f"{rel} changed")
+    return problems
+
+
+class Busy(NetvizError):
+    """Another process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path, what: str = "netviz run") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (a ``.lock`` file in it) for the duration of the block.
+
+    Raises :class:`Busy` at once when another process holds it. The operating system releases the lock when
+    the process ends, however it ends (``kill -9`` included), so a stale lock file never blocks a later run.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            raise Busy(f"another {what} ({holder}) is writing {folder}; wait for it to finish or stop it") from None
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -42,6 +42,7 @@ class Context:
     figure_prefix: str
     log: Callable[[str], None] = print
     figures: list[str] = field(default_factory=list)
+    panels: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def section(self) -> dict:
@@ -64,11 +65,18 @@ class Context:
         return {name: self.load_model(name) for name in self.model_names}
 
     def save_figure(self, fig, filename: str, dpi: int = 110) -> str:
-        """Save a matplotlib figure into the staging folder; returns its final path (for the results)."""
+        """Save a matplotlib figure into the staging folder; returns its final path (for the results).
+
+        The pixel boxes of its panels (one per axes, see :mod:`netviz.panels`) go into the manifest, so that
+        grading compares figures panel by panel."""
         import matplotlib.pyplot as plt
 
-        fig.savefig(self.figures_dir / filename, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
+        from netviz.panels import panel_boxes, png_size
+
+        target = self.figures_dir / filename
+        fig.savefig(target, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         path = f"{self.figure_prefix}/{filename}"
+        self.panels[path] = panel_boxes(fig, png_size(target))
+        plt.close(fig)
         self.figures.append(path)
         return path

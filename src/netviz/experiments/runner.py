@@ -1,30 +1,40 @@
 """Run the experiments, re-running only those whose inputs changed, and write provenance.
 
-For each section the runner computes a key (config slice, code, data, weights, versions, device; see
-:mod:`netviz.cache`), compares it with ``results/<name>/manifest.json`` and prints ``cached`` or
-``re-running: <why>``. New results are built in staging folders and swapped in at the end, so an
-interrupted or failed run leaves the earlier results as they were.
+For each section the runner computes a key (config slice, code, data, weights, library versions, device; see
+:mod:`netviz.cache`), compares it with ``results/<name>/manifest.json`` and prints ``<name>: cached`` or
+``<name>: re-running: <why>``. A stored result counts only when its key matches and every file it lists
+(metrics, arrays, figures) is on disk with its recorded sha256.
+
+Interruptions (Ctrl-C, ``kill -9``, a crash) never leave a result that a later run would take as complete:
+a section is built in staging folders (``results/<name>.tmp-<pid>``, ``figures/<name>.tmp-<pid>``) that are
+swapped in when it has finished, figures first and the results folder, whose manifest is the commit mark, last.
+The next run removes the leftovers and re-runs what is missing. A lock on ``results/`` keeps two runs apart.
+
+Every section starts from the same seeds (``run.seed``) with deterministic algorithms enabled, so results do
+not depend on which other sections ran in the same process; on CPU two runs give identical files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import platform
-import subprocess
+import os
 import time
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
-from netviz import cache, store
+from netviz import cache, provenance, store
 from netviz.config import section_models, section_slice
-from netviz.data import ImageSet, load_images
+from netviz.data import ImageSet, data_fingerprint, load_images, sha256_file
 from netviz.errors import NetvizError
 from netviz.experiments import SECTIONS
 from netviz.experiments.context import Context, seed_everything
 from netviz.models import LoadedModel, load_model, resolve_device, resolve_weights
-from netviz.data import sha256_file
+
+MANIFEST = "manifest.json"
 
 
 def _module_name(section: str) -> str:
@@ -32,18 +42,22 @@ def _module_name(section: str) -> str:
 
 
 class ModelCache:
-    """Loads each model once per run (on the run's device)."""
+    """Loads each model once per run (on the run's device); hashes weights files without loading them."""
 
     def __init__(self, config: dict, device: torch.device):
         self.config, self.device = config, device
         self._loaded: dict[str, LoadedModel] = {}
-        self._weights_sha: dict[str, str] = {}
+        self._weights: dict[str, tuple[str, str]] = {}
+
+    def weights(self, name: str) -> tuple[str, str]:
+        """(path, sha256) of model ``name``'s weights file."""
+        if name not in self._weights:
+            path = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
+            self._weights[name] = (str(path), sha256_file(path))
+        return self._weights[name]
 
     def weights_sha(self, name: str) -> str:
-        if name not in self._weights_sha:
-            path = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
-            self._weights_sha[name] = sha256_file(path)
-        return self._weights_sha[name]
+        return self.weights(name)[1]
 
     def __call__(self, name: str) -> LoadedModel:
         if name not in self._loaded:
@@ -51,112 +65,205 @@ class ModelCache:
         return self._loaded[name]
 
 
-def key_parts(section: str, config: dict, images: ImageSet, models: ModelCache, device: torch.device) -> dict:
+class LazyImages:
+    """The run's image set, decoded on first use (a run where everything is cached never decodes it)."""
+
+    def __init__(self, run_config: dict):
+        self.run_config = run_config
+        self._images: ImageSet | None = None
+
+    def get(self) -> ImageSet:
+        if self._images is None:
+            self._images = load_images(self.run_config)
+        return self._images
+
+
+def key_parts(section: str, config: dict, data_sha: str, models: ModelCache, device: torch.device) -> dict:
     """Everything a section's results depend on, as a flat dict (see :mod:`netviz.cache`)."""
+    module = _module_name(section)
     parts = {f"config {k}": v for k, v in cache.flatten(section_slice(config, section)).items()}
-    parts.update(cache.code_parts(_module_name(section)))
-    parts["data"] = images.sha256
+    parts.update(cache.code_parts(module))
+    parts["data"] = data_sha
     for name in section_models(config, section):
         parts[f"weights {name}"] = models.weights_sha(name)
-    parts.update({f"version {k}": v for k, v in cache.library_versions().items()})
+    parts.update({f"version {k}": v for k, v in cache.library_versions(cache.code_dependencies(module)).items()})
     parts["device"] = device.type
+    if device.type == "cuda":
+        parts["version cuda"] = torch.version.cuda
     return parts
 
 
-def git_state(root: Path) -> dict:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    commit = git("rev-parse", "HEAD")
-    return {"commit": commit or "unknown", "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+def stored_problems(manifest: dict | None, root: Path) -> list[str]:
+    """Why a stored result cannot be used although its key may match: files missing or changed since."""
+    if manifest is None:
+        return ["no earlier result"]
+    if "outputs" not in manifest:
+        return ["stored by an older netviz"]
+    return store.check_files(manifest["outputs"], root)
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+DETERMINISM = {"deterministic_algorithms": True, "cudnn_benchmark": False, "seeded_before_each_section": True}
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """Deterministic kernels while an experiment runs (restored afterwards; see ``DETERMINISM``). Ops that have
+    no deterministic CUDA kernel run anyway (``warn_only``; their warnings are silenced): grading tolerances
+    cover them."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*deterministic.*")
+            yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def _selection(only: list[str] | None, force: list[str] | None) -> tuple[list[str], set[str]]:
+    for name in [*(only or []), *(force or [])]:
+        if name not in SECTIONS and name != "all":
+            raise NetvizError(f"unknown section '{name}'; sections: {', '.join(SECTIONS)} (or 'all' for --force)")
+    if only and "all" in only:
+        raise NetvizError("--only takes section names; leave it out to run every section")
+    sections = [s for s in SECTIONS if s in only] if only else list(SECTIONS)
+    if force and "all" in force:
+        return sections, set(sections)
+    outside = [s for s in force or [] if s not in sections]
+    if outside:
+        raise NetvizError(f"--force {outside[0]}: that section is not selected by --only; add --only {outside[0]}")
+    return sections, set(force or [])
+
+
+def _decide(section: str, config: dict, data: dict, models: ModelCache, device: torch.device, root: Path,
+            forced: set[str]) -> tuple[dict, list[str]]:
+    """The section's key parts, and why it must run (empty when its stored result can be used)."""
+    parts = key_parts(section, config, data["sha256"], models, device)
+    old = _read_manifest(root / "results" / section)
+    if old is not None and old.get("key") == cache.digest(parts):
+        problems = stored_problems(old, root)
+        return parts, ["forced"] if section in forced else problems
+    return parts, ["forced"] if section in forced else cache.explain_changes(old and old.get("parts"), parts)
+
+
+def plan(config: dict, root: Path = Path("."), only: list[str] | None = None,
+         force: list[str] | None = None) -> dict[str, list[str]]:
+    """What a run would do, without running: ``{section: reasons}``, reasons empty for a cached section."""
+    root = Path(root)
+    sections, forced = _selection(only, force)
+    device = resolve_device(config["run"]["device"])
+    data = data_fingerprint(config["run"])
+    models = ModelCache(config, device)
+    return {s: _decide(s, config, data, models, device, root, forced)[1] for s in sections}
 
 
 def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None = None,
                     force: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run the sections (all, or ``only``), skipping those whose key is unchanged unless in ``force``
-    (``"all"`` forces every one). Returns the provenance dict also written to ``results/provenance.json``."""
+    """Run the sections (all, or ``only``), skipping those whose stored result is current unless in ``force``
+    (``"all"`` forces every selected one). Returns the provenance dict also written to
+    ``results/provenance.json``."""
     root = Path(root)
     results_root, figures_root = root / "results", root / "figures"
-    sections = list(only or SECTIONS)
-    unknown = [s for s in [*sections, *(force or [])] if s not in SECTIONS and s != "all"]
-    if unknown:
-        raise NetvizError(f"unknown section '{unknown[0]}'; sections: {', '.join(SECTIONS)}")
-    forced = set(SECTIONS) if force and "all" in force else set(force or [])
-    for parent in (results_root, figures_root):
-        store.clean_stale(parent)
+    sections, forced = _selection(only, force)
+    with store.exclusive(results_root):
+        leftovers = [p for parent in (results_root, figures_root) for p in store.clean_stale(parent)]
+        if leftovers:
+            log(f"removed {len(leftovers)} leftover(s) of an interrupted run: {', '.join(p.name for p in leftovers[:3])}"
+                + (" …" if len(leftovers) > 3 else ""))
+        device = resolve_device(config["run"]["device"])
+        data = data_fingerprint(config["run"])
+        images = LazyImages(config["run"])
+        models = ModelCache(config, device)
+        for section in sections:
+            parts, why = _decide(section, config, data, models, device, root, forced)
+            if not why:
+                log(f"{section}: cached")
+                continue
+            log(f"{section}: re-running: {'; '.join(why[:4])}{'; …' if len(why) > 4 else ''}")
+            with deterministic():
+                _run_one(section, config, device, images.get(), models, parts, root, log)
+        record = _provenance(config, root, data, models, device, DETERMINISM, log)
+        path = results_root / "provenance.json"
+        if not path.exists() or store.read_json(path) != record:
+            store.write_json(path, record)
+    return record
 
-    device = resolve_device(config["run"]["device"])
-    images = load_images(config["run"])
-    models = ModelCache(config, device)
-    provenance_path = results_root / "provenance.json"
-    previous = store.read_json(provenance_path) if provenance_path.exists() else {}
-    experiments = dict(previous.get("experiments", {}))
 
-    for section in sections:
-        parts = key_parts(section, config, images, models, device)
-        manifest_path = results_root / section / "manifest.json"
-        old = store.read_json(manifest_path) if manifest_path.exists() else None
-        if old is not None and old.get("key") == cache.digest(parts) and section not in forced:
-            log(f"{section}: cached")
-            experiments[section] = old["run"]
+def _read_manifest(folder: Path) -> dict | None:
+    path = folder / MANIFEST
+    try:
+        return store.read_json(path) if path.exists() else None
+    except ValueError:  # unreadable: treat as absent (it was written atomically, so this means hand edits)
+        return None
+
+
+def _provenance(config, root, data, models, device, determinism, log) -> dict:
+    """Provenance from the stored manifests of every section (run now or earlier)."""
+    experiments, weights, modules = {}, {}, set()
+    for section in SECTIONS:
+        manifest = _read_manifest(root / "results" / section)
+        if manifest is None or "run" not in manifest:
             continue
-        why = ["forced"] if section in forced else cache.explain_changes(old and old.get("parts"), parts)
-        log(f"{section}: re-running: {'; '.join(why)}")
-        experiments[section] = _run_one(section, config, device, images, models, parts, results_root, figures_root, log)
+        modules.update(cache.code_dependencies(_module_name(section)))
+        try:
+            current = cache.explain_changes(manifest.get("parts"), key_parts(section, config, data["sha256"], models, device))
+        except NetvizError as err:  # e.g. weights of a section not run now cannot be found here
+            current = [str(err)]
+        experiments[section] = {**manifest["run"], "key": manifest["key"][:16], "current": not current,
+                                **({"differs": current} if current else {})}
+        for part, sha in manifest.get("parts", {}).items():
+            if part.startswith("weights "):
+                name = part.split(" ", 1)[1]
+                entry = weights.setdefault(name, {"path": None, "sha256": sha, "sections": []})
+                entry["sections"].append(section)
+                try:
+                    path, now = models.weights(name)
+                    entry["path"] = path
+                except NetvizError:
+                    now = None
+                if now != sha:
+                    entry["sha256_now"] = now
+    stale = [s for s, e in experiments.items() if not e["current"]]
+    if stale:
+        log(f"note: stored results of {', '.join(stale)} were made with another config or code "
+            f"({experiments[stale[0]]['differs'][0]}); run without --only to bring them up to date")
+    return provenance.collect(config, data, dict(sorted(weights.items())), device, experiments, sorted(modules),
+                              determinism)
 
-    provenance = {
-        "git": git_state(root),
-        "config_hash": cache.digest(config)[:16],
-        "config": config,
-        "data": {"source": images.source, "sha256": images.sha256, "images": len(images)},
-        "weights": {
-            name: {"path": models(name).weights_path, "sha256": models.weights_sha(name)}
-            for name in sorted({n for s in SECTIONS if s in config for n in section_models(config, s)})
-            if name in models._loaded
-        },
-        "versions": {**cache.library_versions(), "python": platform.python_version(),
-                     "cuda": torch.version.cuda if device.type == "cuda" else None},
-        "device": {"type": device.type, "name": device_name(device)},
-        "seed": config["run"]["seed"],
-        "experiments": {s: experiments[s] for s in SECTIONS if s in experiments},
-    }
-    store.write_json(provenance_path, provenance)
-    return provenance
 
-
-def _run_one(section, config, device, images, models, parts, results_root, figures_root, log) -> dict:
+def _run_one(section: str, config: dict, device: torch.device, images: ImageSet, models: ModelCache, parts: dict,
+             root: Path, log: Callable[[str], None]) -> dict:
     module = importlib.import_module(_module_name(section))
-    results_final, figures_final = results_root / section, figures_root / section
+    results_final, figures_final = root / "results" / section, root / "figures" / section
     results_stage, figures_stage = store.staging_dir(results_final), store.staging_dir(figures_final)
     ctx = Context(section, config, device, images, models, results_stage, figures_stage,
                   figure_prefix=f"figures/{section}", log=lambda msg: log(f"  {section}: {msg}"))
-    seed_everything(ctx.seed)
-    started = time.perf_counter()
     try:
+        seed_everything(ctx.seed)
+        started = time.perf_counter()
         metrics = module.run(ctx)
         wall = time.perf_counter() - started
+        git = provenance.git_state()
         run_info = {"wall_time_s": round(wall, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "device": device.type, "seed": ctx.seed}
+                    "device": device.type, "seed": ctx.seed, "git_commit": git["commit"], "git_dirty": git["dirty"]}
         store.write_json(results_stage / "metrics.json", metrics)
-        store.write_json(results_stage / "manifest.json", {
-            "key": cache.digest(parts), "parts": parts, "figures": ctx.figures, "run": run_info,
+        outputs = {f"results/{section}/{rel}": sha for rel, sha in store.hash_tree(results_stage, results_stage).items()}
+        outputs.update({f"figures/{section}/{rel}": sha for rel, sha in store.hash_tree(figures_stage, figures_stage).items()})
+        store.write_json(results_stage / MANIFEST, {
+            "key": cache.digest(parts), "parts": parts, "figures": ctx.figures, "panels": ctx.panels,
+            "outputs": outputs, "run": run_info,
         })
+        store.swap_in(figures_stage, figures_final)
+        store.swap_in(results_stage, results_final)  # the manifest lands last: only now is the result complete
     except BaseException:
         import shutil
 
         shutil.rmtree(results_stage, ignore_errors=True)
         shutil.rmtree(figures_stage, ignore_errors=True)
         raise
-    store.swap_in(figures_stage, figures_final)
-    store.swap_in(results_stage, results_final)  # the manifest lands last: only now is the result complete
     log(f"  {section}: done in {wall:.1f} s")
     return run_info

@@ -35,6 +35,18 @@ def tex_escape(value: Any) -> str:
     return TexRaw(_TEX_RE.sub(lambda m: _TEX_SPECIALS[m.group()], str(value)))
 
 
+def _breakable(text: str, escape_char, mark: str, run: int, separators: str = "/_-.,:= ") -> str:
+    """``text`` escaped character by character, with ``mark`` (a break opportunity) after each separator and
+    after every ``run`` characters without one."""
+    out, length = [], 0
+    for char in text:
+        out.append(str(escape_char(char)))
+        length = 0 if char in separators else length + 1
+        if length % run == 0:
+            out.append(mark)
+    return "".join(out)
+
+
 def number(value: Any, digits: int = 2) -> str:
     """A number for prose: ints as is, floats with ``digits`` significant decimals, None as an en dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -80,7 +92,7 @@ class Format:
 
     def globals(self) -> dict:
         names = ["raw", "num", "pct", "frac", "em", "code", "fig", "table", "section", "subsection", "question",
-                 "items", "newline"]
+                 "items", "newline", "tt"]
         return {n: getattr(self, n) for n in names} | {"format": self.name}
 
 
@@ -102,6 +114,11 @@ class HtmlFormat(Format):
     def newline(self) -> Markup:
         return Markup("<br>")
 
+    def tt(self, text: Any) -> Markup:
+        """Long machine text (a path, a hash, a JSON value) in monospace, which may wrap after a separator or
+        every 24 characters (``<wbr>``)."""
+        return Markup(f'<code class="long">{_breakable(str(text), escape, "<wbr>", 24, "/-.,:= ")}</code>')
+
     def section(self, title: str, anchor: str = "") -> Markup:
         return Markup(f'<h2 id="{escape(anchor)}">{escape(title)}</h2>')
 
@@ -122,7 +139,8 @@ class HtmlFormat(Format):
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
-    def table(self, header: Sequence[Any], rows: Sequence[Sequence[Any]], caption: Any = "", align: str = "") -> Markup:
+    def table(self, header: Sequence[Any], rows: Sequence[Sequence[Any]], caption: Any = "", align: str = "",
+              long: bool = False) -> Markup:
         head = "".join(f"<th>{escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{escape(number(c) if not isinstance(c, (Markup, str)) else c)}</td>" for c in row) + "</tr>" for row in rows)
         cap = f"<caption>{escape(caption)}</caption>" if caption else ""
@@ -147,6 +165,11 @@ class TexFormat(Format):
     def newline(self) -> TexRaw:
         return TexRaw(r"\\")
 
+    def tt(self, text: Any, run: int = 8) -> TexRaw:
+        """Long machine text (a path, a hash, a JSON value) in small monospace, with a break allowed after
+        every separator and every ``run`` characters, so it wraps in a ``p{}`` table column or a paragraph."""
+        return TexRaw(r"{\ttfamily\footnotesize " + _breakable(str(text), tex_escape, r"\allowbreak{}", run) + "}")
+
     def section(self, title: str, anchor: str = "") -> TexRaw:
         return TexRaw(rf"\section{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
 
@@ -168,15 +191,29 @@ class TexFormat(Format):
             + "\\end{figure}"
         )
 
-    def table(self, header: Sequence[Any], rows: Sequence[Sequence[Any]], caption: Any = "", align: str = "") -> TexRaw:
+    def table(self, header: Sequence[Any], rows: Sequence[Sequence[Any]], caption: Any = "", align: str = "",
+              long: bool = False) -> TexRaw:
+        """A booktabs table; ``align`` is a LaTeX column spec (``p{5cm}`` columns wrap); ``long`` makes a
+        longtable that breaks across pages (for tables that can outgrow one)."""
         align = align or "l" + "r" * (len(header) - 1)
         cell = lambda c: tex_escape(number(c) if not isinstance(c, str) else c)  # noqa: E731
+        head = " & ".join(cell(h) for h in header) + r" \\"
+        body = [" & ".join(cell(c) for c in row) + r" \\" for row in rows]
+        if long:
+            lines = [
+                "{\\small", rf"\begin{{longtable}}{{{align}}}",
+                rf"\caption{{{tex_escape(caption)}}} \\" if caption else "",
+                r"\toprule", head, r"\midrule", r"\endhead",
+                r"\bottomrule", r"\endfoot",
+                *body, r"\end{longtable}}",
+            ]
+            return TexRaw("\n".join(line for line in lines if line))
         lines = [
             "\\begin{table}[htbp]\\centering\\small",
             rf"\caption{{{tex_escape(caption)}}}" if caption else "",
             rf"\begin{{tabular}}{{{align}}}", r"\toprule",
-            " & ".join(cell(h) for h in header) + r" \\", r"\midrule",
-            *(" & ".join(cell(c) for c in row) + r" \\" for row in rows),
+            head, r"\midrule",
+            *body,
             r"\bottomrule", r"\end{tabular}", r"\end{table}",
         ]
         return TexRaw("\n".join(line for line in lines if line))

@@ -1,6 +1,10 @@
 """Render ``report/report.html`` (self-contained) and ``report/report.tex`` -> ``report/report.pdf``.
 
-Reads only what the experiments stored: ``results/<section>/metrics.json`` and ``results/provenance.json``.
+Reads only what the experiments stored: ``results/<section>/metrics.json``, ``results/provenance.json`` and
+the figures. Rendering is skipped when nothing it reads changed: the sha256 of those inputs, of the templates,
+and the code of the report modules and section modules form a key stored with the outputs' hashes in
+``report/.report-key.json`` (content hashes, never file times); it is written last, so an interrupted render
+is redone.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from netviz import store
+from netviz import cache, store
 from netviz.config import PROJECT_ROOT
 from netviz.errors import NetvizError
 from netviz.experiments import SECTIONS
 from netviz.report.formats import Format, HtmlFormat, TexFormat, tex_escape
 
 TEMPLATES = PROJECT_ROOT / "templates"
+REPORT_KEY = ".report-key.json"
 
 
 def _html_paragraphs(text: str) -> Markup:
@@ -92,18 +97,80 @@ def build_pdf(report_dir: Path, tex_name: str = "report.tex") -> Path:
     return final
 
 
-def render_report(root: Path = Path("."), pdf: bool = True, log=print) -> dict[str, Path]:
-    """Render the HTML and TeX reports (and the PDF unless ``pdf`` is False). Returns the written paths."""
+def report_parts(root: Path) -> dict:
+    """What the rendered report depends on, as cache-key parts (see :mod:`netviz.cache`)."""
     root = Path(root)
-    results = load_results(root)
+    parts: dict = {}
+    inputs = [root / "results" / "provenance.json"]
+    for name in SECTIONS:
+        if (root / "results" / name / "metrics.json").exists():
+            inputs.append(root / "results" / name / "metrics.json")
+            inputs.extend(sorted(p for p in (root / "figures" / name).rglob("*") if p.is_file()))
+    for path in inputs:
+        if path.exists():
+            parts[f"input {path.relative_to(root).as_posix()}"] = store.hash_file(path)
+    for path in sorted(TEMPLATES.rglob("*")):
+        if path.is_file() and path.name != "grade.html.j2":  # the grading page's template is not the report's
+            parts[f"template {path.relative_to(TEMPLATES).as_posix()}"] = store.hash_file(path)
+    module = "netviz.report.render"
+    parts.update(cache.code_parts(module))
+    for name in SECTIONS:  # their TITLE is read when rendering
+        parts[f"code netviz/experiments/{name}.py"] = cache.source_hash(f"netviz.experiments.{name}")
+    parts.update({f"version {k}": v for k, v in cache.library_versions(cache.code_dependencies(module)).items()})
+    return parts
+
+
+def _outputs_needed(stored: dict | None, parts: dict, report_dir: Path, pdf: bool, force: bool) -> tuple[list[str], list[str]]:
+    """(which of html / tex / pdf to make, why)."""
+    wanted = ["html", "tex"] + (["pdf"] if pdf else [])
+    if force:
+        return wanted, ["forced"]
+    if stored is None or stored.get("key") != cache.digest(parts):
+        return wanted, cache.explain_changes(stored and stored.get("parts"), parts)
+    recorded = stored.get("outputs", {})
+    todo, why = [], []
+    for fmt in wanted:
+        name = f"report.{fmt}"
+        problem = f"{name} missing" if name not in recorded else next(iter(store.check_files({name: recorded[name]}, report_dir)), None)
+        if problem:
+            todo.append(fmt)
+            why.append(problem)
+    if "tex" in todo and pdf and "pdf" not in todo:
+        todo.append("pdf")
+    return todo, why
+
+
+def render_report(root: Path = Path("."), pdf: bool = True, force: bool = False, log=print) -> dict[str, Path]:
+    """Render the HTML and TeX reports (and the PDF unless ``pdf`` is False), skipping those whose inputs are
+    unchanged (unless ``force``). Returns the paths of the reports."""
+    root = Path(root)
     report_dir = root / "report"
+    if not (root / "results" / "provenance.json").exists():
+        load_results(root)  # raises the error that says to run the experiments first
+    parts = report_parts(root)
+    key_path = report_dir / REPORT_KEY
+    try:
+        stored = store.read_json(key_path) if key_path.exists() else None
+    except ValueError:
+        stored = None
+    todo, why = _outputs_needed(stored, parts, report_dir, pdf, force)
+    names = ["html", "tex"] + (["pdf"] if pdf else [])
+    paths = {fmt: report_dir / f"report.{fmt}" for fmt in names}
+    if not todo:
+        log(f"report: cached ({', '.join(str(p) for p in paths.values())})")
+        return paths
+    log(f"report: rendering: {'; '.join(why[:4])}{'; …' if len(why) > 4 else ''}")
     report_dir.mkdir(exist_ok=True)
-    written = {}
+    store.clean_stale(report_dir)
+    outputs = dict(stored.get("outputs", {})) if stored and stored.get("key") == cache.digest(parts) else {}
+    results = load_results(root) if {"html", "tex"} & set(todo) else None
     for fmt in (HtmlFormat(root), TexFormat(root)):
-        path = report_dir / f"report.{fmt.name}"
-        store.write_text_atomic(path, render(root, fmt, results))
-        written[fmt.name] = path
-    if pdf:
-        written["pdf"] = build_pdf(report_dir)
-    log("report: " + ", ".join(str(p) for p in written.values()))
-    return written
+        if fmt.name in todo:
+            text = render(root, fmt, results)
+            store.write_text_atomic(paths[fmt.name], text)
+            outputs[f"report.{fmt.name}"] = store.sha256_bytes(text.encode("utf-8"))
+    if "pdf" in todo:
+        outputs["report.pdf"] = store.hash_file(build_pdf(report_dir))
+    store.write_json(key_path, {"key": cache.digest(parts), "parts": parts, "outputs": outputs})
+    log("report: " + ", ".join(str(p) for p in paths.values()))
+    return paths
