@@ -12,6 +12,7 @@ import torch
 
 from netviz.config import section_models
 from netviz.data import ImageSet
+from netviz.methods.chunking import GB, resolve_batch_size
 from netviz.models import LoadedModel
 
 
@@ -53,8 +54,30 @@ class Context:
         return int(self.config["run"]["seed"])
 
     @property
-    def batch_size(self) -> int:
+    def configured_batch_size(self) -> int:
+        """The section's ``batch_size`` (else ``run.batch_size``); 0 means automatic."""
         return int(self.section.get("batch_size", self.config["run"]["batch_size"]))
+
+    @property
+    def memory_budget(self) -> int:
+        """The memory budget in bytes on this run's device (``run.memory_budget_gb`` / ``gpu_memory_budget_gb``)."""
+        run = self.config["run"]
+        return int(GB * (run["gpu_memory_budget_gb"] if self.device.type == "cuda" else run["memory_budget_gb"]))
+
+    def batch_size_for(self, model, image_shape: tuple[int, int, int] | None = None) -> int:
+        """Images per pass for ``model`` on images of ``image_shape`` (C×H×W, default the run's): the configured
+        ``batch_size``, or when it is 0 the most that fit :attr:`memory_budget` (see
+        :mod:`netviz.methods.chunking`), at most the number of images."""
+        shape = tuple(image_shape or self.images.images.shape[1:])
+        return resolve_batch_size(self.configured_batch_size, model, shape, self.memory_budget,
+                                  n=len(self.images), device=self.device)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per pass that suit every model of the section (the smallest :meth:`batch_size_for`)."""
+        if self.configured_batch_size > 0:
+            return self.configured_batch_size
+        return min(self.batch_size_for(loaded.model) for loaded in self.models().values())
 
     @property
     def model_names(self) -> list[str]:

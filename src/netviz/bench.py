@@ -1,0 +1,470 @@
+"""``netviz bench``: how fast each experiment's tensor work runs: batched, image by image, and in a library.
+
+For every experiment with a workload below, on its default work (the config's models, images and
+hyperparameters; iterative methods capped at ``bench.max_steps`` steps, every step costing the same), three
+ways to do the same arithmetic are timed:
+
+- ``netviz``: the experiment's own batched call (chunk size from ``batch_size``, automatic by default);
+- ``loop``: the per-image loop a lab notebook would write for the same work: plain PyTorch, one image at a time,
+  default (NCHW) memory layout, fp32;
+- a library doing the same work where one exists: Captum for saliency, torchattacks for attacks.
+
+Each variant is warmed up, then timed ``bench.repeats`` times (the median counts; a variant is timed fewer times
+once it has used ``bench.time_limit_s``, at least once). FLOPs are counted once, on netviz's warm-up run, with
+``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products, forward and backward;
+elementwise work is not counted); every variant does the same arithmetic, so GFLOP/s = that count / its time.
+``max_abs_diff`` compares each variant's output with netviz's, where both draw the same random numbers.
+Ratios, not absolute times, are the headline: the machine may be shared (the load average is recorded).
+
+Also measured: peak memory of VGG16 gradient passes (random weights) under memory budgets, each in a fresh
+process (:func:`memory_child`), and how far bf16 autocast moves results from fp32 (:func:`precision_checks`).
+
+Writes ``results/bench/bench.json`` (everything), ``bench.csv`` and ``bench.md`` (the table) and
+``figures/bench/bench_speedup.png``. Not part of ``netviz run``: the report adds an appendix when
+``results/bench/bench.json`` exists. The file is named so that grading, which compares sections' ``metrics.json``,
+never looks at timings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from netviz import store
+from netviz.config import section_models
+from netviz.errors import NetvizError
+from netviz.experiments import SECTIONS
+from netviz.methods.chunking import GB, available_bytes, probe_footprint, resolve_batch_size
+from netviz.methods.common import fast_layout
+
+RESULTS = "bench.json"
+FIGURE = "bench_speedup.png"
+TARGET_SPEEDUP = 3.0  # the project's goal: batched >= 3x the per-image loop on the same work
+
+
+# --- what is timed ------------------------------------------------------------------------------------------
+
+@dataclass
+class Variant:
+    """One way to do a workload. ``run()`` does all of it once and returns its output (for the agreement
+    check); ``warmup()`` exercises the same kernels more cheaply (default: ``run``)."""
+
+    name: str
+    kind: str  # "batched", "loop" or "library"
+    run: Callable[[], torch.Tensor]
+    warmup: Callable[[], object] | None = None
+    batch_size: int | None = None  # images per pass (None: all of them at once)
+
+
+@dataclass
+class Workload:
+    """Some work of one experiment on one model, done by several variants; the first is netviz's batched one.
+
+    units: how much work, in ``unit`` (``image`` or ``image-step``). same_random: whether the variants draw
+    the same random numbers, so that their outputs should agree up to float rounding."""
+
+    experiment: str
+    task: str
+    model: str
+    units: int
+    unit: str
+    variants: list[Variant]
+    same_random: bool = True
+    note: str = ""
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, torch.Tensor]:
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - start, out
+
+
+def count_flops(fn: Callable[[], torch.Tensor]) -> tuple[int, torch.Tensor]:
+    """(FLOPs of ``fn()`` as counted by torch's FlopCounterMode, its output)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        out = fn()
+    return counter.get_total_flops(), out
+
+
+def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    if a is None or b is None or a.shape != b.shape:
+        return None
+    return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
+
+
+def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s: float,
+            log: Callable[[str], None] = print) -> list[dict]:
+    """Time every variant of ``workload`` (see the module docstring); one row per variant."""
+    base = workload.variants[0]
+    flops, reference = count_flops(base.run)  # netviz's warm-up, counted
+    rows = []
+    for variant in workload.variants:
+        if variant is not base:
+            (variant.warmup or variant.run)()
+        times, output = [], None
+        for _ in range(max(1, repeats)):
+            seconds, output = _timed(variant.run, device)
+            times.append(seconds)
+            if sum(times) >= time_limit_s:
+                break
+        median = statistics.median(times)
+        rows.append({
+            "experiment": workload.experiment, "task": workload.task, "model": workload.model,
+            "variant": variant.name, "kind": variant.kind, "batch_size": variant.batch_size,
+            "units": workload.units, "unit": workload.unit, "repeats": len(times),
+            "median_s": round(median, 4), "min_s": round(min(times), 4), "times_s": [round(t, 4) for t in times],
+            "units_per_s": round(workload.units / median, 3), "gflop": round(flops / 1e9, 3),
+            "gflop_per_s": round(flops / 1e9 / median, 2),
+            "max_abs_diff": _max_abs_diff(output, reference) if workload.same_random and variant is not base else None,
+            "note": workload.note,
+        })
+        log(f"  {workload.experiment} / {workload.task} / {workload.model} / {variant.name}: "
+            f"{median:.2f} s ({rows[-1]['units_per_s']:.1f} {workload.unit}s/s, {rows[-1]['gflop_per_s']:.1f} GFLOP/s"
+            f"{', ' + str(len(times)) + ' runs' if len(times) != repeats else ''})")
+    for row in rows:  # how many times longer than netviz's batched run
+        row["speedup"] = round(row["median_s"] / rows[0]["median_s"], 2) if rows[0]["median_s"] > 0 else None
+    return rows
+
+
+# --- the per-image loops a notebook would write (plain PyTorch, NCHW, one image at a time) ----------------------
+
+def notebook_saliency(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """|d score / d pixel|, max over channels, one image at a time: N×H×W."""
+    maps = []
+    for image, label in zip(images, labels):
+        x = image[None].clone().requires_grad_(True)
+        model(x)[0, label].backward()
+        maps.append(x.grad.abs().amax(dim=1)[0])
+    return torch.stack(maps)
+
+
+def captum_saliency(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Captum's Saliency on the whole batch at once (abs), max over channels: N×H×W."""
+    from captum.attr import Saliency
+
+    return Saliency(model).attribute(images.clone().requires_grad_(True), target=labels, abs=True).amax(dim=1)
+
+
+# --- workloads per experiment -----------------------------------------------------------------------------------
+
+@dataclass
+class Bench:
+    """What the workload builders get: config, device, images and models (loaded once)."""
+
+    config: dict
+    device: torch.device
+    images: torch.Tensor
+    labels: torch.Tensor
+    load: Callable[[str], torch.nn.Module]
+    models_cache: dict = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict:
+        return self.config["bench"]
+
+    def model(self, name: str):
+        if name not in self.models_cache:
+            self.models_cache[name] = self.load(name)
+        return self.models_cache[name]
+
+    def models(self, section: str) -> dict:
+        return {name: self.model(name) for name in section_models(self.config, section)}
+
+    def budget(self) -> int:
+        run = self.config["run"]
+        return int(GB * (run["gpu_memory_budget_gb"] if self.device.type == "cuda" else run["memory_budget_gb"]))
+
+    def batch_size(self, section: str, model, n: int | None = None) -> int:
+        """netviz's chunk size for ``section`` on ``model``, as the experiment would pick it."""
+        configured = int(self.config[section].get("batch_size", self.config["run"]["batch_size"]))
+        return resolve_batch_size(configured, model, tuple(self.images.shape[1:]), self.budget(),
+                                  n=n or len(self.images), device=self.device)
+
+    def steps(self, steps: int) -> int:
+        """An iterative method's step count, capped at ``bench.max_steps`` (0 = no cap)."""
+        cap = int(self.settings["max_steps"])
+        return min(steps, cap) if cap > 0 else steps
+
+
+def saliency_workloads(b: Bench) -> Iterator[Workload]:
+    from netviz.methods.saliency import vanilla_gradient
+
+    x, y = b.images, b.labels
+    for name, model in b.models("saliency").items():
+        size = b.batch_size("saliency", model)
+        yield Workload("saliency", "vanilla gradient", name, len(x), "image", [
+            Variant("netviz", "batched", lambda m=model, s=size: vanilla_gradient(m, x, y, batch_size=s), batch_size=size),
+            Variant("loop", "loop", lambda m=model: notebook_saliency(m, x, y),
+                    warmup=lambda m=model: notebook_saliency(m, x[:1], y[:1]), batch_size=1),
+            Variant("captum", "library", lambda m=model: captum_saliency(m, x, y), batch_size=len(x)),
+        ])
+
+
+# Section name -> workload builder. A section without one is listed as "no workload" in the results.
+WORKLOADS: dict[str, Callable[[Bench], Iterator[Workload]]] = {
+    "saliency": saliency_workloads,
+}
+
+
+# --- memory: peak of gradient passes under a budget, each in a fresh process ------------------------------------
+
+def _peak_rss() -> int:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def memory_child(model_name: str, images: int, image_size: int, budget_gb: float, batch_size: int,
+                 device: str) -> dict:
+    """Run in a fresh process (see :func:`memory_check`): a saliency pass of ``model_name`` (random weights) on
+    ``images`` random images at ``batch_size`` (0 = automatic under ``budget_gb``); returns the chunk size, the
+    estimate and the measured peak (CPU: the process's peak resident set; CUDA: torch's peak allocation)."""
+    from netviz.methods.saliency import vanilla_gradient
+    from netviz.models import random_model
+
+    dev = torch.device(device)
+    model = random_model(model_name, device=dev)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(images, 3, image_size, image_size, generator=generator).to(dev)
+    y = torch.randint(0, 1000, (images,), generator=generator).to(dev)
+    footprint = probe_footprint(model, (3, image_size, image_size))
+    size = resolve_batch_size(batch_size, model, (3, image_size, image_size), int(budget_gb * GB), n=images)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    start = time.perf_counter()
+    vanilla_gradient(model, x, y, batch_size=size)
+    _sync(dev)
+    wall = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _peak_rss()
+    budget = int(budget_gb * GB)
+    return {"model": model_name, "images": images, "image_size": image_size, "device": dev.type,
+            "budget_gb": budget_gb if batch_size <= 0 else None, "batch_size": size,
+            "chunks": -(-images // size), "per_image_mb": round(footprint.per_image / 1e6, 1),
+            "weights_mb": round(footprint.fixed / 1e6, 1),
+            "available_gb": round(available_bytes(footprint, dev, budget) / GB, 3) if batch_size <= 0 else None,
+            "estimate_gb": round((budget - available_bytes(footprint, dev, budget) + footprint.estimate(size)) / GB, 3)
+            if batch_size <= 0 else None,
+            "peak_gb": round(peak / GB, 3), "wall_s": round(wall, 1)}
+
+
+def memory_check(settings: dict, device: torch.device, log: Callable[[str], None] = print) -> list[dict]:
+    """Peak memory of ``bench.memory_model`` passes: automatic chunks under each of ``bench.memory_budgets_gb``,
+    and one unchunked pass, each in a fresh process so that peaks do not mix."""
+    name = settings["memory_model"]
+    if not name:
+        return []
+    runs = [(budget, 0) for budget in settings["memory_budgets_gb"]] + [(0.0, int(settings["memory_images"]))]
+    src = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    rows = []
+    for budget, batch_size in runs:
+        args = (name, int(settings["memory_images"]), int(settings["memory_image_size"]), budget, batch_size, device.type)
+        code = f"import json; from netviz.bench import memory_child; print(json.dumps(memory_child(*{args!r})))"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            log(f"  memory: {name} budget {budget} GB failed ({tail})")
+            rows.append({"model": name, "budget_gb": budget or None, "batch_size": batch_size or None,
+                         "error": tail})
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        what = f"budget {budget:g} GB -> batch {row['batch_size']}" if batch_size <= 0 else f"unchunked (batch {batch_size})"
+        log(f"  memory: {name}, {row['images']} images at {row['image_size']} px, {what}: peak {row['peak_gb']:.2f} GB"
+            + (f" (estimate {row['estimate_gb']:.2f} GB)" if row.get("estimate_gb") else "") + f", {row['wall_s']} s")
+    return rows
+
+
+# --- bf16 autocast against fp32 ----------------------------------------------------------------------------------
+
+def precision_checks(b: Bench, log: Callable[[str], None] = print) -> list[dict]:
+    """How far bf16 autocast moves the results of the methods that offer it (``precision = "bf16"``) from fp32,
+    on the first model of their section, with the time of each. One row per method."""
+    rows = []
+    for section, check in PRECISION_CHECKS.items():
+        if section in SECTIONS:
+            row = check(b)
+            rows.append(row)
+            log(f"  precision: {row['method']} on {row['model']}: " + ", ".join(
+                f"{k} {v}" for k, v in row.items() if k not in ("method", "model", "section")))
+    return rows
+
+
+# Section name -> a function measuring bf16 against fp32 on that section's method (filled as sections add it).
+PRECISION_CHECKS: dict[str, Callable[[Bench], dict]] = {}
+
+
+# --- outputs ------------------------------------------------------------------------------------------------------
+
+COLUMNS = ["experiment", "task", "model", "variant", "kind", "batch_size", "units", "unit", "repeats", "median_s",
+           "min_s", "units_per_s", "gflop", "gflop_per_s", "speedup", "max_abs_diff"]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per experiment: total median time of each kind over its workloads, and the ratios (loop / netviz,
+    library / netviz over the workloads a library can do)."""
+    out = []
+    for experiment in dict.fromkeys(r["experiment"] for r in rows):
+        mine = [r for r in rows if r["experiment"] == experiment]
+        batched = {(r["task"], r["model"]): r["median_s"] for r in mine if r["kind"] == "batched"}
+        loop = [r for r in mine if r["kind"] == "loop"]
+        library = [r for r in mine if r["kind"] == "library"]
+        entry = {"experiment": experiment, "workloads": len(batched), "netviz_s": round(sum(batched.values()), 3),
+                 "loop_s": None, "vs_loop": None, "library_s": None, "vs_library": None, "libraries": []}
+        if loop:
+            ours = sum(batched[(r["task"], r["model"])] for r in loop)
+            entry.update(loop_s=round(sum(r["median_s"] for r in loop), 3),
+                         vs_loop=round(sum(r["median_s"] for r in loop) / ours, 2))
+        if library:
+            ours = sum(batched[(r["task"], r["model"])] for r in library)
+            entry.update(library_s=round(sum(r["median_s"] for r in library), 3),
+                         vs_library=round(sum(r["median_s"] for r in library) / ours, 2),
+                         libraries=sorted({r["variant"] for r in library}))
+        entry["meets_target"] = entry["vs_loop"] is not None and entry["vs_loop"] >= TARGET_SPEEDUP
+        out.append(entry)
+    return out
+
+
+def to_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-2 and value else f"{value:,.2f}"
+    return str(value)
+
+
+def to_markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = [f"# netviz bench ({env['finished']})", "",
+             f"{env['device']} ({env['device_name']}), {env['threads']} threads, load average "
+             f"{env['load_before'][0]:.2f} before / {env['load_after'][0]:.2f} after; torch {env['torch']}.", "",
+             "| experiment | netviz (s) | loop (s) | loop / netviz | library (s) | library / netviz |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for s in results["summary"]:
+        lines.append(f"| {s['experiment']} | {_cell(s['netviz_s'])} | {_cell(s['loop_s'])} | {_cell(s['vs_loop'])}× | "
+                     f"{_cell(s['library_s'])} | {_cell(s['vs_library']) + '×' if s['vs_library'] else '–'} |")
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in results["rows"]]
+    if results["memory"]:
+        lines += ["", "| model | images | budget (GB) | batch | estimate (GB) | peak (GB) | time (s) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {m['model']} | {_cell(m.get('images'))} | {_cell(m.get('budget_gb'))} | {_cell(m.get('batch_size'))} | "
+                  f"{_cell(m.get('estimate_gb'))} | {_cell(m.get('peak_gb'))} | {_cell(m.get('wall_s'))} |"
+                  for m in results["memory"]]
+    if results["precision"]:
+        keys = list(dict.fromkeys(k for p in results["precision"] for k in p))
+        lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(_cell(p.get(k)) for k in keys) + " |" for p in results["precision"]]
+    return "\n".join(lines) + "\n"
+
+
+def environment(device: torch.device) -> dict:
+    from netviz.provenance import device_info, git_state
+
+    info = device_info(device)
+    git = git_state()
+    return {"device": device.type, "device_name": info["name"], "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "git_commit": git["commit"], "git_dirty": git["dirty"],
+            "load_before": list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]}
+
+
+def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] = print) -> dict:
+    """Run the benchmark for ``bench.sections`` (all with a workload when empty) and write its outputs under
+    ``root`` (see the module docstring). Returns what it wrote to ``results/bench/bench.json``."""
+    from netviz import plots
+    from netviz.data import load_images
+    from netviz.models import load_model, resolve_device
+
+    settings = config["bench"]
+    root = Path(root)
+    wanted = settings["sections"] or [s for s in SECTIONS if s in WORKLOADS]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        raise NetvizError(f"bench.sections: unknown section '{unknown[0]}'; sections: {', '.join(SECTIONS)}")
+    missing = [s for s in wanted if s not in WORKLOADS]
+    if missing:
+        raise NetvizError(f"bench.sections: no benchmark workload for '{missing[0]}'; "
+                          f"available: {', '.join(s for s in SECTIONS if s in WORKLOADS)}")
+    device = resolve_device(config["run"]["device"])
+    env = environment(device)
+    started = time.perf_counter()
+    images = load_images(config["run"])
+    n = int(settings["images"]) or len(images)
+    b = Bench(config, device, images.images[:n].to(device), images.labels[:n].to(device),
+              lambda name: load_model(name, config["models"]["weights"], config["run"]["data_dir"], device).model)
+    torch.manual_seed(int(config["run"]["seed"]))
+    rows = []
+    for section in wanted:
+        log(f"bench: {section}")
+        for workload in WORKLOADS[section](b):
+            rows.extend(measure(workload, device, int(settings["repeats"]), float(settings["time_limit_s"]), log))
+    log("bench: bf16 against fp32")
+    precision = precision_checks(b, log) if settings["precision_check"] else []
+    log("bench: memory")
+    memory = memory_check(settings, device, log)
+    env["load_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]
+    env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    env["wall_s"] = round(time.perf_counter() - started, 1)
+    results = {"environment": env, "settings": dict(settings), "target_speedup": TARGET_SPEEDUP,
+               "images": n, "rows": rows, "summary": summarize(rows), "memory": memory, "precision": precision,
+               "sections_without_workload": [s for s in SECTIONS if s not in WORKLOADS],
+               "figure": f"figures/bench/{FIGURE}"}
+    results_final, figures_final = root / "results" / "bench", root / "figures" / "bench"
+    with store.exclusive(root / "results", "netviz bench"):
+        results_stage, figures_stage = store.staging_dir(results_final), store.staging_dir(figures_final)
+        try:
+            fig = plots.bench_speedups(rows, TARGET_SPEEDUP)
+            fig.savefig(figures_stage / FIGURE, dpi=110, bbox_inches="tight", metadata={"Software": None})
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            (results_stage / "bench.csv").write_text(to_csv(rows))
+            (results_stage / "bench.md").write_text(to_markdown(results))
+            store.write_json(results_stage / RESULTS, results)
+            store.swap_in(figures_stage, figures_final)
+            store.swap_in(results_stage, results_final)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(results_stage, ignore_errors=True)
+            shutil.rmtree(figures_stage, ignore_errors=True)
+            raise
+    for s in results["summary"]:
+        log(f"bench: {s['experiment']}: netviz {s['netviz_s']:.2f} s"
+            + (f", loop {s['vs_loop']:.2f}x slower" if s["vs_loop"] else "")
+            + (f", {'/'.join(s['libraries'])} {s['vs_library']:.2f}x" if s["vs_library"] else ""))
+    log(f"bench: results/bench/{RESULTS}, bench.csv, bench.md, figures/bench/{FIGURE} ({env['wall_s']} s)")
+    return results
