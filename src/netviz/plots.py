@@ -65,3 +65,62 @@ def images_over_maps(images: Sequence, maps: Sequence[np.ndarray], titles: Seque
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def image_grid(rows: Sequence[Sequence], titles: Sequence[Sequence[str]] | None = None,
+               row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+               cell: float = 1.3, suptitle: str = ""):
+    """A grid of images: ``rows[r][c]`` a 3×H×W tensor/array in [0, 1] (clipped) or None for an empty cell.
+
+    ``titles[r][c]`` goes above each image, ``col_labels`` above the first row (bold), ``row_labels`` left of
+    each row, so the axes of a sweep can be read off the figure.
+    """
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + (0.5 if row_labels else 0), (cell + 0.3) * n_rows + 0.3),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            image = row[c] if c < len(row) else None
+            if image is None:
+                continue
+            ax.imshow(to_hwc(image))
+            title = titles[r][c] if titles is not None and c < len(titles[r]) else ""
+            if title:
+                ax.set_title(title, fontsize=7)
+            if r == 0 and col_labels is not None:
+                lines = title.count("\n") + 1 if title else 0
+                ax.annotate(col_labels[c], xy=(0.5, 1), xycoords="axes fraction", xytext=(0, 3 + 9 * lines),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=7.5, fontweight="bold")
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=7, rotation=90, labelpad=4)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.2)
+    return fig
+
+
+def sweep_curves(iterations: Sequence[int], series: dict[str, dict[str, Sequence[float]]],
+                 panels: Sequence[tuple[str, str, bool]], styles: dict[str, dict] | None = None):
+    """Line plots sharing an iteration axis, one panel per metric.
+
+    series: {line label: {metric key: values along ``iterations``}}; panels: (metric key, y label, log y);
+    styles: optional matplotlib keyword arguments per line label.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.6), squeeze=False)
+    for ax, (key, label, log) in zip(axes[0], panels):
+        for name, values in series.items():
+            ax.plot(iterations, values[key], marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(label)
+        ax.set_xticks(list(iterations))
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
