@@ -65,3 +65,120 @@ def images_over_maps(images: Sequence, maps: Sequence[np.ndarray], titles: Seque
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def display_scaled(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """A non-negative map scaled to [0, 1] for display: divided by its ``percentile``-th value and clipped, so a
+    few extreme pixels do not turn the rest black (all-zero maps stay black)."""
+    top = float(np.percentile(saliency, percentile)) if np.size(saliency) else 0.0
+    top = top if top > 0 else float(np.max(saliency, initial=0.0))
+    return np.clip(saliency / top, 0, 1) if top > 0 else np.zeros_like(saliency, dtype=float)
+
+
+def method_grid(images: Sequence, maps: dict[str, Sequence[np.ndarray]], titles: Sequence[str],
+                boxes: Sequence | None = None, cmap: str = "hot", percentile: float = 99.5):
+    """Images down the rows, one column per method: the image (with its ``boxes``) then each method's map,
+    every map shown with :func:`display_scaled`."""
+    n, names = len(images), list(maps)
+    fig, axes = plt.subplots(n, 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * n), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for i in range(n):
+        axes[i, 0].imshow(to_hwc(images[i]))
+        axes[i, 0].set_ylabel(short(titles[i], 16))
+        if boxes is not None:
+            draw_boxes(axes[i, 0], boxes[i])
+        for j, name in enumerate(names, start=1):
+            axes[i, j].imshow(display_scaled(maps[name][i], percentile), cmap=cmap, vmin=0, vmax=1)
+    for j, name in enumerate(["image", *names]):
+        axes[0, j].set_title(name)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def method_colors(names: Sequence[str]) -> dict[str, tuple]:
+    """One fixed colour per method (in the given order), the same in every figure; baselines are gray."""
+    cycle = plt.get_cmap("tab10").colors
+    colors, used = {}, 0
+    for name in names:
+        if name.lower().startswith(("center", "random")):
+            colors[name] = (0.45, 0.45, 0.45)
+        else:
+            colors[name] = cycle[used % len(cycle)]
+            used += 1
+    return colors
+
+
+def perturbation_figure(fractions: Sequence[float], deletion: dict[str, Sequence[float]],
+                        insertion: dict[str, Sequence[float]], deletion_auc: dict[str, float],
+                        insertion_auc: dict[str, float], suptitle: str = ""):
+    """Mean deletion and insertion curves (probability of the class against the share of pixels changed),
+    one line per method, its AUC in the legend."""
+    colors = method_colors(list(deletion))
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.1), sharey=True)
+    for ax, curves, aucs, title, where in ((axes[0], deletion, deletion_auc, "deletion (lower is better)", "upper right"),
+                                           (axes[1], insertion, insertion_auc, "insertion (higher is better)", "lower right")):
+        for name, curve in curves.items():
+            dashed = colors[name] == (0.45, 0.45, 0.45)
+            ax.plot(fractions, curve, marker="o", markersize=2.5, color=colors[name], linestyle="--" if dashed else "-",
+                    label=f"{name} ({aucs[name]:.3f})")
+        ax.set_title(title)
+        ax.set_xlabel("share of pixels deleted" if curves is deletion else "share of pixels inserted")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc=where, fontsize=6.5, title="method (AUC)", title_fontsize=6.5, frameon=False)
+    axes[0].set_ylabel("probability of the class")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def randomization_figure(stage_labels: Sequence[str], spearman: dict[str, Sequence[float]],
+                         ssim: dict[str, Sequence[float]], suptitle: str = ""):
+    """The sanity check's summary: similarity of each method's maps to its original maps (Spearman rank
+    correlation left, SSIM right) as more layers are re-initialised from the top (left to right)."""
+    colors = method_colors(list(spearman))
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0), sharey=True)
+    x = np.arange(len(stage_labels))
+    for ax, values, title in ((axes[0], spearman, "Spearman rank correlation"), (axes[1], ssim, "SSIM")):
+        for name, series in values.items():
+            dashed = colors[name] == (0.45, 0.45, 0.45)
+            ax.plot(x, series, marker="o", markersize=3, color=colors[name], linestyle="--" if dashed else "-", label=name)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xticks(x, stage_labels, rotation=20, ha="right")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("similarity to the original maps")
+    axes[0].set_ylim(-0.2, 1.05)
+    axes[1].legend(loc="upper right", fontsize=6.5, frameon=False)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def randomization_examples(image, maps: dict[str, Sequence[np.ndarray]], stage_labels: Sequence[str],
+                           cmap: str = "hot", percentile: float = 99.5):
+    """One image's maps as the model is randomised: methods down the rows, stages across (the first column is
+    the original model); each map shown with :func:`display_scaled`."""
+    names = list(maps)
+    columns = 1 + len(stage_labels)
+    fig, axes = plt.subplots(len(names), columns, figsize=(1.3 * columns, 1.3 * len(names)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for i, name in enumerate(names):
+        axes[i, 0].imshow(to_hwc(image))
+        axes[i, 0].set_ylabel(name)
+        for j, saliency in enumerate(maps[name], start=1):
+            axes[i, j].imshow(display_scaled(saliency, percentile), cmap=cmap, vmin=0, vmax=1)
+    for j, label in enumerate(["image", *stage_labels]):
+        axes[0, j].set_title(label, fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig
