@@ -88,7 +88,7 @@ def method_grid(images: Sequence, maps: dict[str, Sequence[np.ndarray]], titles:
             spine.set_visible(False)
     for i in range(n):
         axes[i, 0].imshow(to_hwc(images[i]))
-        axes[i, 0].set_ylabel(short(titles[i], 16))
+        axes[i, 0].set_ylabel("\n".join(short(line, 18) for line in titles[i].split("\n")), fontsize=7)
         if boxes is not None:
             draw_boxes(axes[i, 0], boxes[i])
         for j, name in enumerate(names, start=1):
@@ -154,31 +154,35 @@ def randomization_figure(stage_labels: Sequence[str], spearman: dict[str, Sequen
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("similarity to the original maps")
     axes[0].set_ylim(-0.2, 1.05)
-    axes[1].legend(loc="upper right", fontsize=6.5, frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=6.5, frameon=False)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
 def randomization_examples(image, maps: dict[str, Sequence[np.ndarray]], stage_labels: Sequence[str],
                            cmap: str = "hot", percentile: float = 99.5):
-    """One image's maps as the model is randomised: methods down the rows, stages across (the first column is
-    the original model); each map shown with :func:`display_scaled`."""
+    """One image's maps as the model is randomised: the image on top, then methods down the rows and stages across
+    (the first column is the original model); each map shown with :func:`display_scaled`."""
     names = list(maps)
-    columns = 1 + len(stage_labels)
-    fig, axes = plt.subplots(len(names), columns, figsize=(1.3 * columns, 1.3 * len(names)), squeeze=False)
+    columns = len(stage_labels)
+    fig, axes = plt.subplots(1 + len(names), columns, figsize=(1.3 * columns, 1.3 * (1 + len(names))), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
-    for i, name in enumerate(names):
-        axes[i, 0].imshow(to_hwc(image))
+    axes[0, 0].imshow(to_hwc(image))
+    axes[0, 0].set_ylabel("image")
+    for ax in axes[0, 1:]:
+        ax.axis("off")
+    for i, name in enumerate(names, start=1):
         axes[i, 0].set_ylabel(name)
-        for j, saliency in enumerate(maps[name], start=1):
+        for j, saliency in enumerate(maps[name]):
             axes[i, j].imshow(display_scaled(saliency, percentile), cmap=cmap, vmin=0, vmax=1)
-    for j, label in enumerate(["image", *stage_labels]):
-        axes[0, j].set_title(label, fontsize=7)
+    for j, label in enumerate(stage_labels):
+        axes[1, j].set_title(label, fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from netviz import metrics, plots
+from netviz.data import imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
 from netviz.methods.attribution import channel_max_abs, standard_methods
@@ -22,7 +23,7 @@ from netviz.methods.common import gather_scores
 from netviz.methods.perturbation import perturbation_curve, saliency_ranks
 from netviz.methods.randomization import cascading_randomization, weight_layers
 
-TITLE = "Stronger saliency methods, measured"
+TITLE = "Beyond the gradient: stronger methods, measured"
 PARENT = "saliency"  # rendered as a subsection of Section 1 (it extends the answer to Q2)
 CENTER = "Center prior"
 # Summary metrics, with the direction that is better (for rankings in the report).
@@ -45,6 +46,10 @@ def check_config(section: dict) -> None:
     fractions = section["randomization_fractions"]
     if not fractions or any(not 0 <= f <= 1 for f in fractions) or sorted(fractions) != list(fractions):
         raise NetvizError(f"saliency_methods.randomization_fractions must be increasing shares in [0, 1], got {fractions}")
+
+
+def images_name(index: int) -> str:
+    return imagenet_categories()[index]
 
 
 def logits_of(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -225,8 +230,11 @@ def run(ctx: Context) -> dict:
         random_seconds = time.perf_counter() - random_started
 
         # 5. figures
+        # rows are labelled with the true class, and the class the maps explain when it differs
+        row_titles = [label if int(t) == int(l) else f"{label}\n→ {images_name(int(t))}"
+                      for label, l, t in zip(images.names[:shown], images.labels[:shown], targets[:shown].cpu())]
         fig_grid = ctx.save_figure(plots.method_grid(images.images[:shown], {nm: maps[nm][:shown] for nm in methods},
-                                                     images.names[:shown], boxes=images.boxes[:shown]),
+                                                     row_titles, boxes=images.boxes[:shown]),
                                    f"methods_{model_name}.png")
         mean_curve = {mode: {nm: curves[mode][nm].mean(0) for nm in names} for mode in curves}
         summary = {nm: {m: mean(per_image[nm][m]) for m in HIGHER_IS_BETTER} for nm in names}
