@@ -429,3 +429,35 @@ def test_section_runs_on_user_images_with_missing_boxes(tmp_path, tiny_model):
     assert len(out["fractions"]) == 4 and out["fractions"][1] == pytest.approx(1 / 9)  # quadratic spacing
     assert result["methods"]["Center prior"]["spearman"] == [1.0] * 3
     assert len(list((tmp_path / "f").glob("*.png"))) == 4
+
+
+@pytest.mark.parametrize("with_boxes", [True, False], ids=["boxes", "no-boxes"])
+def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
+    from netviz.config import load_config
+    from netviz.data import ImageSet
+    from netviz.experiments import saliency_methods
+    from netviz.experiments.context import Context
+    from netviz.models import LoadedModel
+    from netviz.report.formats import HtmlFormat, TexFormat
+    from netviz.report.render import environment
+
+    generator = torch.Generator().manual_seed(0)
+    boxes = [[(0, 0, 16, 16)], [], [(8, 8, 30, 30)]] if with_boxes else [[], [], []]
+    images = ImageSet(torch.rand(3, 3, 32, 32, generator=generator), torch.tensor([1, 2, 3]), ["a", "b", "c"],
+                      ["a", "b", "c"], boxes)
+    config = load_config(overrides=["saliency_methods.smoothgrad_samples=1", "saliency_methods.ig_steps=1",
+                                    "saliency_methods.perturbation_steps=2", "saliency_methods.randomization_images=1",
+                                    "saliency_methods.num_shown=1", 'saliency_methods.models=["tiny", "tiny2"]'])
+    figures = tmp_path / "figures" / "saliency_methods"
+    figures.mkdir(parents=True)
+    (tmp_path / "r").mkdir()
+    ctx = Context("saliency_methods", config, torch.device("cpu"), images,
+                  lambda name: LoadedModel(tiny_model, "", "0" * 64), tmp_path / "r", figures,
+                  "figures/saliency_methods", log=lambda msg: None)
+    results = json.loads(json.dumps(saliency_methods.run(ctx)))
+    for fmt in (HtmlFormat(tmp_path), TexFormat(tmp_path)):
+        text = environment(fmt).get_template("sections/saliency_methods.j2").render(S={"saliency_methods": results})
+        assert "Guided Backprop" in text and "tiny2" in text
+        assert ("In the pointing game" in text) is with_boxes
+        if fmt.name == "tex":
+            assert "\\subsection{" in text and "\\textbackslash" not in text  # a subsection, no double escaping

@@ -100,6 +100,12 @@ def library_versions() -> dict[str, str]:
         versions["timm"] = timm.__version__
     except ImportError:
         pass
+    # the saliency methods are Captum's; rank correlation and SSIM are scipy's and scikit-image's
+    for name, module in (("captum", "captum"), ("scipy", "scipy"), ("scikit-image", "skimage")):
+        try:
+            versions[name] = importlib.import_module(module).__version__
+        except ImportError:
+            pass
     return versions
 
 

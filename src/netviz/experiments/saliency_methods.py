@@ -40,7 +40,7 @@ def check_config(section: dict) -> None:
     for key in ("deletion_substrate", "insertion_substrate"):
         if section[key] not in SUBSTRATES:
             raise NetvizError(f"saliency_methods.{key} must be one of {', '.join(SUBSTRATES)}, got {section[key]!r}")
-    for key in ("smoothgrad_samples", "ig_steps", "perturbation_steps"):
+    for key in ("smoothgrad_samples", "ig_steps", "perturbation_steps", "num_shown", "randomization_images"):
         if section[key] < 1:
             raise NetvizError(f"saliency_methods.{key} must be at least 1, got {section[key]}")
     fractions = section["randomization_fractions"]
