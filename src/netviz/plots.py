@@ -164,25 +164,24 @@ def randomization_figure(stage_labels: Sequence[str], spearman: dict[str, Sequen
 
 def randomization_examples(image, maps: dict[str, Sequence[np.ndarray]], stage_labels: Sequence[str],
                            cmap: str = "hot", percentile: float = 99.5):
-    """One image's maps as the model is randomised: the image on top, then methods down the rows and stages across
-    (the first column is the original model); each map shown with :func:`display_scaled`."""
+    """One image's maps as the model is randomised: the stages down the rows (the first row is the original
+    model), the image then one column per method, as in :func:`method_grid`; maps shown with :func:`display_scaled`."""
     names = list(maps)
-    columns = len(stage_labels)
-    fig, axes = plt.subplots(1 + len(names), columns, figsize=(1.3 * columns, 1.3 * (1 + len(names))), squeeze=False)
+    fig, axes = plt.subplots(len(stage_labels), 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * len(stage_labels)),
+                             squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
     axes[0, 0].imshow(to_hwc(image))
-    axes[0, 0].set_ylabel("image")
-    for ax in axes[0, 1:]:
-        ax.axis("off")
-    for i, name in enumerate(names, start=1):
-        axes[i, 0].set_ylabel(name)
-        for j, saliency in enumerate(maps[name]):
-            axes[i, j].imshow(display_scaled(saliency, percentile), cmap=cmap, vmin=0, vmax=1)
-    for j, label in enumerate(stage_labels):
-        axes[1, j].set_title(label, fontsize=7)
+    for row, label in enumerate(stage_labels):
+        if row:
+            axes[row, 0].axis("off")
+        axes[row, 1].set_ylabel(label, fontsize=7)
+        for j, name in enumerate(names, start=1):
+            axes[row, j].imshow(display_scaled(maps[name][row], percentile), cmap=cmap, vmin=0, vmax=1)
+    for j, name in enumerate(["image", *names]):
+        axes[0, j].set_title(name)
     fig.tight_layout(pad=0.3)
     return fig
