@@ -29,6 +29,11 @@ CENTER = "Center prior"
 # Summary metrics, with the direction that is better (for rankings in the report).
 HIGHER_IS_BETTER = {"pointing": True, "energy": True, "deletion_auc": False, "insertion_auc": True}
 
+# What grading compares (see netviz.experiments): this section extends the answer to Q2 (limits of the gradient).
+QUESTIONS = {
+    "Q2": {"metrics": ["*"], "figures": ["*.png"]},
+}
+
 
 def check_config(section: dict) -> None:
     """Refuse values the code cannot use, naming the key and what to do."""
