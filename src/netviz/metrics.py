@@ -54,3 +54,101 @@ def top_mass_share(saliency: np.ndarray, fraction: float = 0.01) -> float:
         return float("nan")
     count = max(1, int(round(fraction * values.size)))
     return float(values[-count:].sum() / total)
+
+def _channels_last(image: np.ndarray) -> np.ndarray:
+    """3×H×W or H×W×3 (or H×W) -> H×W×C float64."""
+    array = np.asarray(image, dtype=np.float64)
+    if array.ndim == 2:
+        return array[:, :, None]
+    return array.transpose(1, 2, 0) if array.shape[0] == 3 and array.shape[-1] != 3 else array
+
+
+def total_variation(image: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels (right and down neighbours pooled, all channels),
+    in pixel-value units: 0 for a flat image, about 0.33 for uniform noise in [0, 1]. image: 3×H×W or H×W×3."""
+    array = _channels_last(image)
+    steps = np.concatenate([np.abs(np.diff(array, axis=0)).ravel(), np.abs(np.diff(array, axis=1)).ravel()])
+    return float(steps.mean())
+
+
+def high_frequency_share(image: np.ndarray, cutoff: float = 0.25) -> float:
+    """Share (0..1) of an image's spectral energy at spatial frequencies above ``cutoff`` cycles per pixel
+    (0.5 is the Nyquist limit), each channel's mean removed first. White noise puts about 80% there (the area
+    outside the disc of radius 0.25), natural photographs a few percent. image: 3×H×W or H×W×3."""
+    array = _channels_last(image)
+    array = array - array.mean(axis=(0, 1), keepdims=True)
+    power = (np.abs(np.fft.fft2(array, axes=(0, 1))) ** 2).sum(axis=2)
+    fy = np.fft.fftfreq(array.shape[0])[:, None]
+    fx = np.fft.fftfreq(array.shape[1])[None, :]
+    total = power.sum()
+    return float(power[np.hypot(fy, fx) > cutoff].sum() / total) if total > 0 else 0.0
+
+
+def class_rank(probabilities: np.ndarray, target: int) -> int:
+    """Rank of class ``target`` in one probability (or score) vector: 1 = the top class; ties count in its favour."""
+    scores = np.asarray(probabilities)
+    return int((scores > scores[target]).sum()) + 1
+
+def energy_in_boxes(saliency: np.ndarray, boxes: Sequence[Sequence[int]]) -> float:
+    """Energy-based pointing game (Wang et al. 2020, Score-CAM): the share (0..1) of the map's positive mass that
+    lies inside the boxes' union. A map spread evenly scores the boxes' area share (:func:`box_area_fraction`),
+    the baseline to compare with. NaN for a map with no positive mass."""
+    positive = np.clip(np.asarray(saliency, dtype=np.float64), 0, None)
+    total = positive.sum()
+    if total <= 0:
+        return float("nan")
+    return float(positive[box_mask(boxes, positive.shape)].sum() / total)
+
+
+def curve_auc(values: Sequence[float], fractions: Sequence[float] | None = None) -> float:
+    """Area under a curve sampled at ``fractions`` (0..1; default evenly spaced), by the trapezoid rule. For a
+    deletion or insertion curve of probabilities this is RISE's AUC, in [0, 1]."""
+    values = np.asarray(values, dtype=np.float64)
+    x = np.linspace(0.0, 1.0, len(values)) if fractions is None else np.asarray(fractions, dtype=np.float64)
+    return float(np.sum((x[1:] - x[:-1]) * (values[1:] + values[:-1]) / 2))
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray, flat: float = float("nan")) -> float:
+    """Spearman rank correlation (-1..1) between two maps of the same shape, pixel by pixel (scipy).
+
+    Undefined when a map is constant (e.g. an all-zero map behind a dead ReLU); ``flat`` is returned then
+    (NaN by default; the randomization check passes 0: a map that went flat keeps none of the ranking)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.ravel(a), np.ravel(b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float(flat)
+    return float(spearmanr(a, b).statistic)
+
+
+def scaled_to_unit(saliency: np.ndarray) -> np.ndarray:
+    """A map divided by its maximum absolute value (so in [-1, 1], [0, 1] for non-negative maps); zeros stay."""
+    peak = float(np.max(np.abs(saliency))) if np.size(saliency) else 0.0
+    return np.asarray(saliency, dtype=np.float64) / peak if peak > 0 else np.zeros(np.shape(saliency))
+
+
+def map_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity (scikit-image, 7×7 window) of two non-negative maps, each first scaled to [0, 1] by
+    its maximum (the check compares where the maps are bright, not their units). 1 = identical structure."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(scaled_to_unit(a), scaled_to_unit(b), data_range=1.0))
+
+
+def center_prior(shape: tuple[int, int], sigma_fraction: float = 0.25) -> np.ndarray:
+    """A map that ignores image and model: an isotropic Gaussian at the image center with standard deviation
+    ``sigma_fraction`` × the shorter side, peak 1. It is the center baseline of every map metric at once."""
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    cy, cx = shape[0] // 2, shape[1] // 2  # the pixel center_point() names, so the argmax is that point
+    sigma = sigma_fraction * min(shape)
+    return np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2))
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of a − b over paired scores (NaN pairs dropped): is a ranking more than noise?"""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    diff = diff[~np.isnan(diff)]
+    if diff.size == 0:
+        return float("nan"), float("nan")
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
+    return float(diff.mean()), se

@@ -68,6 +68,182 @@ def images_over_maps(images: Sequence, maps: Sequence[np.ndarray], titles: Seque
     return fig
 
 
+def image_grid(rows: Sequence[Sequence], titles: Sequence[Sequence[str]] | None = None,
+               row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+               cell: float = 1.3, suptitle: str = ""):
+    """A grid of images: ``rows[r][c]`` a 3×H×W tensor/array in [0, 1] (clipped) or None for an empty cell.
+
+    ``titles[r][c]`` goes above each image, ``col_labels`` above the first row (bold), ``row_labels`` left of
+    each row, so the axes of a sweep can be read off the figure.
+    """
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + (0.5 if row_labels else 0), (cell + 0.3) * n_rows + 0.3),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            image = row[c] if c < len(row) else None
+            if image is None:
+                continue
+            ax.imshow(to_hwc(image))
+            title = titles[r][c] if titles is not None and c < len(titles[r]) else ""
+            if title:
+                ax.set_title(title, fontsize=7)
+            if r == 0 and col_labels is not None:
+                lines = title.count("\n") + 1 if title else 0
+                ax.annotate(col_labels[c], xy=(0.5, 1), xycoords="axes fraction", xytext=(0, 3 + 9 * lines),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=7.5, fontweight="bold")
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=7, rotation=90, labelpad=4)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.2)
+    return fig
+
+
+def sweep_curves(iterations: Sequence[int], series: dict[str, dict[str, Sequence[float]]],
+                 panels: Sequence[tuple[str, str, bool]], styles: dict[str, dict] | None = None):
+    """Line plots sharing an iteration axis, one panel per metric.
+
+    series: {line label: {metric key: values along ``iterations``}}; panels: (metric key, y label, log y);
+    styles: optional matplotlib keyword arguments per line label.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.6), squeeze=False)
+    for ax, (key, label, log) in zip(axes[0], panels):
+        for name, values in series.items():
+            ax.plot(iterations, values[key], marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(label)
+        ax.set_xticks(list(iterations))
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+def display_scaled(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """A non-negative map scaled to [0, 1] for display: divided by its ``percentile``-th value and clipped, so a
+    few extreme pixels do not turn the rest black (all-zero maps stay black)."""
+    top = float(np.percentile(saliency, percentile)) if np.size(saliency) else 0.0
+    top = top if top > 0 else float(np.max(saliency, initial=0.0))
+    return np.clip(saliency / top, 0, 1) if top > 0 else np.zeros_like(saliency, dtype=float)
+
+
+def method_grid(images: Sequence, maps: dict[str, Sequence[np.ndarray]], titles: Sequence[str],
+                boxes: Sequence | None = None, cmap: str = "hot", percentile: float = 99.5):
+    """Images down the rows, one column per method: the image (with its ``boxes``) then each method's map,
+    every map shown with :func:`display_scaled`."""
+    n, names = len(images), list(maps)
+    fig, axes = plt.subplots(n, 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * n), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for i in range(n):
+        axes[i, 0].imshow(to_hwc(images[i]))
+        axes[i, 0].set_ylabel("\n".join(short(line, 18) for line in titles[i].split("\n")), fontsize=7)
+        if boxes is not None:
+            draw_boxes(axes[i, 0], boxes[i])
+        for j, name in enumerate(names, start=1):
+            axes[i, j].imshow(display_scaled(maps[name][i], percentile), cmap=cmap, vmin=0, vmax=1)
+    for j, name in enumerate(["image", *names]):
+        axes[0, j].set_title(name)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def method_colors(names: Sequence[str]) -> dict[str, tuple]:
+    """One fixed colour per method (in the given order), the same in every figure; baselines are gray."""
+    cycle = plt.get_cmap("tab10").colors
+    colors, used = {}, 0
+    for name in names:
+        if name.lower().startswith(("center", "random")):
+            colors[name] = (0.45, 0.45, 0.45)
+        else:
+            colors[name] = cycle[used % len(cycle)]
+            used += 1
+    return colors
+
+
+def perturbation_figure(fractions: Sequence[float], deletion: dict[str, Sequence[float]],
+                        insertion: dict[str, Sequence[float]], deletion_auc: dict[str, float],
+                        insertion_auc: dict[str, float], suptitle: str = ""):
+    """Mean deletion and insertion curves (probability of the class against the share of pixels changed),
+    one line per method, its AUC in the legend."""
+    colors = method_colors(list(deletion))
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.1), sharey=True)
+    for ax, curves, aucs, title, where in ((axes[0], deletion, deletion_auc, "deletion (lower is better)", "upper right"),
+                                           (axes[1], insertion, insertion_auc, "insertion (higher is better)", "lower right")):
+        for name, curve in curves.items():
+            dashed = colors[name] == (0.45, 0.45, 0.45)
+            ax.plot(fractions, curve, marker="o", markersize=2.5, color=colors[name], linestyle="--" if dashed else "-",
+                    label=f"{name} ({aucs[name]:.3f})")
+        ax.set_title(title)
+        ax.set_xlabel("share of pixels deleted" if curves is deletion else "share of pixels inserted")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc=where, fontsize=6.5, title="method (AUC)", title_fontsize=6.5, frameon=False)
+    axes[0].set_ylabel("probability of the class")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def randomization_figure(stage_labels: Sequence[str], spearman: dict[str, Sequence[float]],
+                         ssim: dict[str, Sequence[float]], suptitle: str = ""):
+    """The sanity check's summary: similarity of each method's maps to its original maps (Spearman rank
+    correlation left, SSIM right) as more layers are re-initialised from the top (left to right)."""
+    colors = method_colors(list(spearman))
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0), sharey=True)
+    x = np.arange(len(stage_labels))
+    for ax, values, title in ((axes[0], spearman, "Spearman rank correlation"), (axes[1], ssim, "SSIM")):
+        for name, series in values.items():
+            dashed = colors[name] == (0.45, 0.45, 0.45)
+            ax.plot(x, series, marker="o", markersize=3, color=colors[name], linestyle="--" if dashed else "-", label=name)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_xticks(x, stage_labels, rotation=20, ha="right")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("similarity to the original maps")
+    axes[0].set_ylim(-0.2, 1.05)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=6.5, frameon=False)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def randomization_examples(image, maps: dict[str, Sequence[np.ndarray]], stage_labels: Sequence[str],
+                           cmap: str = "hot", percentile: float = 99.5):
+    """One image's maps as the model is randomised: the stages down the rows (the first row is the original
+    model), the image then one column per method, as in :func:`method_grid`; maps shown with :func:`display_scaled`."""
+    names = list(maps)
+    fig, axes = plt.subplots(len(stage_labels), 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * len(stage_labels)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    axes[0, 0].imshow(to_hwc(image))
+    for row, label in enumerate(stage_labels):
+        if row:
+            axes[row, 0].axis("off")
+        axes[row, 1].set_ylabel(label, fontsize=7)
+        for j, name in enumerate(names, start=1):
+            axes[row, j].imshow(display_scaled(maps[name][row], percentile), cmap=cmap, vmin=0, vmax=1)
+    for j, name in enumerate(["image", *names]):
+        axes[0, j].set_title(name)
+    fig.tight_layout(pad=0.3)
+    return fig
 def bench_speedups(rows: list[dict], target: float = 3.0):
     """``netviz bench``: for each workload (experiment, task, model) how many times longer the per-image loop and
     the libraries take than netviz's batched run (log scale), with the target ratio as a dashed line.

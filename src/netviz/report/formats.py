@@ -122,8 +122,9 @@ class HtmlFormat(Format):
     def section(self, title: str, anchor: str = "") -> Markup:
         return Markup(f'<h2 id="{escape(anchor)}">{escape(title)}</h2>')
 
-    def subsection(self, title: str) -> Markup:
-        return Markup(f"<h3>{escape(title)}</h3>")
+    def subsection(self, title: str, anchor: str = "") -> Markup:
+        ident = f' id="{escape(anchor)}"' if anchor else ""
+        return Markup(f"<h3{ident}>{escape(title)}</h3>")
 
     def question(self, label: str, title: str) -> Markup:
         return Markup(f'<h4 class="question"><span class="qlabel">{escape(label)}</span> {escape(title)}</h4>')
@@ -173,8 +174,8 @@ class TexFormat(Format):
     def section(self, title: str, anchor: str = "") -> TexRaw:
         return TexRaw(rf"\section{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
 
-    def subsection(self, title: str) -> TexRaw:
-        return TexRaw(rf"\subsection{{{tex_escape(title)}}}")
+    def subsection(self, title: str, anchor: str = "") -> TexRaw:
+        return TexRaw(rf"\subsection{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
 
     def question(self, label: str, title: str) -> TexRaw:
         return TexRaw(rf"\subsubsection*{{{tex_escape(label)}\quad {tex_escape(title)}}}")

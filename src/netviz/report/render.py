@@ -44,6 +44,11 @@ def section_titles() -> dict[str, str]:
     return {name: importlib.import_module(f"netviz.experiments.{name}").TITLE for name in SECTIONS}
 
 
+def section_parents() -> dict[str, str | None]:
+    """The section each one is a subsection of (its module's ``PARENT``; None for a top-level section)."""
+    return {name: getattr(importlib.import_module(f"netviz.experiments.{name}"), "PARENT", None) for name in SECTIONS}
+
+
 def environment(fmt: Format) -> jinja2.Environment:
     if fmt.name == "html":
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
@@ -56,6 +61,7 @@ def environment(fmt: Format) -> jinja2.Environment:
     env.globals.update(fmt.globals())
     env.filters["show"] = show
     env.globals["titles"] = section_titles()
+    env.globals["parents"] = section_parents()
     return env
 
 
