@@ -99,11 +99,27 @@ def _timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float,
     return time.perf_counter() - start, out
 
 
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker: every FLOP counts under "Global" only. The tracker's
+    backward hooks make ``torch.autograd.grad`` fail when a leaf tensor enters a module directly ("A leaf node was
+    passed to _will_engine_execute_node"), which Captum and channels-last inputs do; we need only the total."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
 def count_flops(fn: Callable[[], torch.Tensor]) -> tuple[int, torch.Tensor]:
     """(FLOPs of ``fn()`` as counted by torch's FlopCounterMode, its output)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
         out = fn()
     return counter.get_total_flops(), out
 
@@ -112,6 +128,10 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float | None:
     if a is None or b is None or a.shape != b.shape:
         return None
     return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
+
+
+def plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith("s") else "s")
 
 
 def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s: float,
@@ -133,7 +153,7 @@ def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s
         rows.append({
             "experiment": workload.experiment, "task": workload.task, "model": workload.model,
             "variant": variant.name, "kind": variant.kind, "batch_size": variant.batch_size,
-            "units": workload.units, "unit": workload.unit, "repeats": len(times),
+            "units": workload.units, "unit": workload.unit, "unit_plural": plural(workload.unit), "repeats": len(times),
             "median_s": round(median, 4), "min_s": round(min(times), 4), "times_s": [round(t, 4) for t in times],
             "units_per_s": round(workload.units / median, 3), "gflop": round(flops / 1e9, 3),
             "gflop_per_s": round(flops / 1e9 / median, 2),
@@ -141,7 +161,7 @@ def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s
             "note": workload.note,
         })
         log(f"  {workload.experiment} / {workload.task} / {workload.model} / {variant.name}: "
-            f"{median:.2f} s ({rows[-1]['units_per_s']:.1f} {workload.unit}s/s, {rows[-1]['gflop_per_s']:.1f} GFLOP/s"
+            f"{median:.2f} s ({rows[-1]['units_per_s']:.1f} {plural(workload.unit)}/s, {rows[-1]['gflop_per_s']:.1f} GFLOP/s"
             f"{', ' + str(len(times)) + ' runs' if len(times) != repeats else ''})")
     for row in rows:  # how many times longer than netviz's batched run
         row["speedup"] = round(row["median_s"] / rows[0]["median_s"], 2) if rows[0]["median_s"] > 0 else None
@@ -222,9 +242,182 @@ def saliency_workloads(b: Bench) -> Iterator[Workload]:
         ])
 
 
+def notebook_class_visualization(model, target: int, learning_rate: float, l2_reg: float, steps: int, seed: int,
+                                 start: torch.Tensor | None = None, image_size: int = 224, blur_every: int = 10,
+                                 blur_sigma: float = 0.5, max_jitter: int = 16) -> torch.Tensor:
+    """The lab's class visualization for ONE image, as a notebook writes it (pixel space out, 1×3×H×W): start from
+    seeded noise (normalized space) or ``start``; per step jitter, ascend score − λ‖z‖², unjitter, clamp, blur.
+    Draws its noise and jitter from one generator seeded with ``seed``, in the order netviz does."""
+    from torchvision.transforms.v2 import functional as TF
+
+    generator = torch.Generator().manual_seed(seed)
+    device = model.mean.device
+    if start is None:
+        z = torch.randn((3, image_size, image_size), generator=generator)[None].to(device)
+    else:
+        z = model.normalize(start[None])
+    low, high = model.normalize(torch.zeros(1, 3, 1, 1, device=device)), model.normalize(torch.ones(1, 3, 1, 1, device=device))
+    size = 2 * int(4 * blur_sigma + 0.5) + 1
+    for t in range(steps):
+        dy, dx = torch.randint(0, max_jitter + 1, (2,), generator=generator).tolist() if max_jitter > 0 else (0, 0)
+        moved = torch.roll(z, (dy, dx), dims=(2, 3)).detach().requires_grad_(True)
+        objective = model.net(moved)[0, target] - l2_reg * moved.pow(2).sum()
+        objective.backward()
+        z = torch.roll(moved.detach() + learning_rate * moved.grad, (-dy, -dx), dims=(2, 3))
+        z = torch.maximum(torch.minimum(z, high), low)
+        if blur_every > 0 and blur_sigma > 0 and t % blur_every == 0:
+            z = TF.gaussian_blur(z, [size, size], [blur_sigma, blur_sigma])
+    return model.denormalize(z)
+
+
+def classviz_workloads(b: Bench) -> Iterator[Workload]:
+    """The experiment's two batches per model (its classes and sweep from noise; two photographs), capped steps."""
+    from netviz.data import class_index
+    from netviz.methods.classviz import class_visualization
+
+    s, seed = b.config["classviz"], int(b.config["run"]["seed"])
+    steps = b.steps(int(s["num_iterations"]))
+    names = section_models(b.config, "classviz")
+    sweep_models = s["sweep_models"] or names[:1]
+    pixels = int(b.images.shape[-1])
+    common = dict(num_iterations=steps, blur_every_steps=s["blur_every"], blur_sigma=s["blur_sigma"],
+                  max_jitter=s["max_jitter"], image_size=pixels)
+    loop_common = dict(steps=steps, seed=seed, blur_every=s["blur_every"], blur_sigma=s["blur_sigma"],
+                       max_jitter=s["max_jitter"], image_size=pixels)
+    for name in names:
+        model = b.model(name)
+        size = b.batch_size("classviz", model)
+        classes = [class_index(s["target"])] + [class_index(c) for c in (s["gallery"] if name == names[0] else s["other_gallery"])]
+        jobs = [(c, s["learning_rate"], s["l2_reg"]) for c in dict.fromkeys(classes)]
+        if name in sweep_models:
+            jobs += [(class_index(c), lr, l2) for c in s["sweep_classes"] for l2 in s["sweep_l2_regs"]
+                     for lr in s["sweep_learning_rates"]]
+        jobs = list(dict.fromkeys(jobs))
+        targets = torch.tensor([j[0] for j in jobs], device=b.device)
+        rates, lambdas = [j[1] for j in jobs], [j[2] for j in jobs]
+
+        def batched(m=model, t=targets, r=rates, l2=lambdas, bs=size):
+            return class_visualization(m, None, t, seeds=seed, learning_rate=r, l2_reg=l2, batch_size=bs, **common).images
+
+        def loop(m=model, js=jobs, k=None):
+            return torch.cat([notebook_class_visualization(m, c, lr, l2, **{**loop_common, "steps": k or steps})
+                              for c, lr, l2 in js])
+
+        yield Workload("classviz", "from noise", name, len(jobs) * steps, "image-step", [
+            Variant("netviz", "batched", batched, batch_size=size),
+            Variant("loop", "loop", loop, warmup=lambda m=model, js=jobs: loop(m, js[:1], 1), batch_size=1)])
+        starts = [s["start_image"], s["own_class_image"]]
+        photos = b.images[starts]
+        photo_targets = torch.tensor([class_index(s["start_target"]), int(b.labels[s["own_class_image"]])], device=b.device)
+
+        def batched_photos(m=model, bs=size):
+            return class_visualization(m, photos, photo_targets, seeds=seed, learning_rate=s["learning_rate"],
+                                       l2_reg=s["l2_reg"], batch_size=bs, **common).images
+
+        def loop_photos(m=model, k=None):
+            return torch.cat([notebook_class_visualization(m, int(c), s["learning_rate"], s["l2_reg"], start=x,
+                                                           **{**loop_common, "steps": k or steps})
+                              for x, c in zip(photos, photo_targets)])
+
+        yield Workload("classviz", "from photographs", name, len(starts) * steps, "image-step", [
+            Variant("netviz", "batched", batched_photos, batch_size=size),
+            Variant("loop", "loop", loop_photos, warmup=lambda m=model: loop_photos(m, 1), batch_size=1)])
+
+
+def notebook_attributions(model, images: torch.Tensor, targets: torch.Tensor, settings: dict,
+                          batch_size: int | None = None) -> list[torch.Tensor]:
+    """The section's six maps with Captum's own classes, as a notebook calls them: image by image
+    (``batch_size`` None) or, as the library comparison, on all images at once with Captum's internal batching
+    set to ``batch_size`` rows. Returns the raw attributions of the methods, in the section's order."""
+    from captum.attr import (GuidedBackprop, IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel,
+                             Saliency)
+
+    from netviz.methods.baselines import gaussian_blur
+
+    saliency, ig, gbp = Saliency(model), IntegratedGradients(model), GuidedBackprop(model)
+    smooth, cam = NoiseTunnel(saliency), LayerGradCam(model, model.layer())
+    samples, steps = int(settings["smoothgrad_samples"]), int(settings["ig_steps"])
+    parts = [(images, targets)] if batch_size else [(x[None], t[None]) for x, t in zip(images, targets)]
+    rows = batch_size or steps
+    out: list[list[torch.Tensor]] = [[] for _ in range(6)]
+    for x, t in parts:
+        x = x.clone().requires_grad_(True)
+        results = [
+            saliency.attribute(x, target=t, abs=False),
+            smooth.attribute(x, nt_type="smoothgrad", nt_samples=samples, stdevs=settings["smoothgrad_sigma"],
+                             nt_samples_batch_size=max(1, rows // len(x)), target=t, abs=False),
+            ig.attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=steps, method="gausslegendre",
+                         internal_batch_size=max(rows, len(x))),
+            ig.attribute(x, baselines=gaussian_blur(x.detach(), settings["ig_blur_sigma"]), target=t, n_steps=steps,
+                         method="gausslegendre", internal_batch_size=max(rows, len(x))),
+            gbp.attribute(x, target=t),
+            LayerAttribution.interpolate(cam.attribute(x, target=t, relu_attributions=True).detach(),
+                                         tuple(x.shape[-2:]), "bilinear").squeeze(1),
+        ]
+        for store_, result in zip(out, results):
+            store_.append(result.detach())
+    return [torch.cat(parts_) for parts_ in out]
+
+
+def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
+    """The section's maps (six methods) and its deletion/insertion curves, per model."""
+    import warnings
+
+    from netviz.methods.attribution import standard_methods
+    from netviz.methods.baselines import substrate
+    from netviz.methods.perturbation import perturbation_curve, saliency_ranks
+    from netviz.methods.saliency import vanilla_gradient
+
+    warnings.filterwarnings("ignore", message="(Setting backward hooks on ReLU|.*did not already require gradients)")
+    s, seed = b.config["saliency_methods"], int(b.config["run"]["seed"])
+    x = fast_layout(b.images)
+    methods = standard_methods(s["smoothgrad_sigma"], int(s["smoothgrad_samples"]), int(s["ig_steps"]),
+                               s["ig_blur_sigma"], seed)
+    passes = len(x) * (3 + int(s["smoothgrad_samples"]) + 2 * int(s["ig_steps"]))  # gradient passes of the six methods
+    steps = int(s["perturbation_steps"])
+    power = {"uniform": 1, "quadratic": 2}[s["perturbation_spacing"]]
+    fractions = [(k / steps) ** power for k in range(1, steps)]
+    for name, model in b.models("saliency_methods").items():
+        size = b.batch_size("saliency_methods", model)
+        with torch.inference_mode():
+            logits = model(x)
+        targets = logits.argmax(1) if s["target"] == "predicted" else b.labels  # outside: a normal tensor
+
+        def ours(m=model, t=targets, bs=size):
+            return [method(m, x, t, batch_size=bs) for _, method in methods.values()]
+
+        yield Workload("saliency_methods", "six maps", name, passes, "image-pass", [
+            Variant("netviz", "batched", ours, batch_size=size),
+            Variant("loop", "loop", lambda m=model, t=targets: notebook_attributions(m, b.images, t, s),
+                    warmup=lambda m=model, t=targets: notebook_attributions(m, b.images[:1], t[:1], s), batch_size=1),
+            Variant("captum", "library", lambda m=model, t=targets, bs=size: notebook_attributions(m, b.images, t, s, bs),
+                    batch_size=size),
+        ], same_random=False, note="SmoothGrad noise differs between variants")
+        ranks = saliency_ranks(vanilla_gradient(model, x, targets, batch_size=size), seed=seed)
+        substrates = substrate(s["deletion_substrate"], s["substrate_blur_sigma"])(x)
+
+        def curves(m=model, t=targets, r=ranks, bs=size):
+            return torch.stack([perturbation_curve(m, x, substrates, r, t, fractions, mode, bs)
+                                for mode in ("deletion", "insertion")])
+
+        def loop_curves(m=model, t=targets, r=ranks, k=None):
+            rows = range(k or len(x))
+            return torch.stack([torch.cat([perturbation_curve(m, b.images[i : i + 1], substrates[i : i + 1], r[i : i + 1],
+                                                              t[i : i + 1], [f], mode) for f in fractions], dim=1)
+                                for mode in ("deletion", "insertion") for i in rows]).view(2, len(rows), -1)
+
+        yield Workload("saliency_methods", "deletion/insertion (one method)", name, 2 * len(x) * len(fractions),
+                       "image-pass", [
+            Variant("netviz", "batched", curves, batch_size=size),
+            Variant("loop", "loop", loop_curves, warmup=lambda m=model: loop_curves(m, k=1), batch_size=1),
+        ])
+
+
 # Section name -> workload builder. A section without one is listed as "no workload" in the results.
 WORKLOADS: dict[str, Callable[[Bench], Iterator[Workload]]] = {
     "saliency": saliency_workloads,
+    "saliency_methods": saliency_methods_workloads,
+    "classviz": classviz_workloads,
 }
 
 
@@ -401,9 +594,13 @@ def environment(device: torch.device) -> dict:
             "load_before": list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]}
 
 
-def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] = print) -> dict:
+def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] = print, images=None,
+              load: Callable[[str], torch.nn.Module] | None = None) -> dict:
     """Run the benchmark for ``bench.sections`` (all with a workload when empty) and write its outputs under
-    ``root`` (see the module docstring). Returns what it wrote to ``results/bench/bench.json``."""
+    ``root`` (see the module docstring). Returns what it wrote to ``results/bench/bench.json``.
+
+    images (an :class:`~netviz.data.ImageSet`) and load (model name -> classifier on the run's device) replace
+    the run's images and pretrained models, e.g. with tiny ones in tests."""
     from netviz import plots
     from netviz.data import load_images
     from netviz.models import load_model, resolve_device
@@ -421,10 +618,10 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     device = resolve_device(config["run"]["device"])
     env = environment(device)
     started = time.perf_counter()
-    images = load_images(config["run"])
+    images = images if images is not None else load_images(config["run"])
     n = int(settings["images"]) or len(images)
-    b = Bench(config, device, images.images[:n].to(device), images.labels[:n].to(device),
-              lambda name: load_model(name, config["models"]["weights"], config["run"]["data_dir"], device).model)
+    load = load or (lambda name: load_model(name, config["models"]["weights"], config["run"]["data_dir"], device).model)
+    b = Bench(config, device, images.images[:n].to(device), images.labels[:n].to(device), load)
     torch.manual_seed(int(config["run"]["seed"]))
     rows = []
     for section in wanted:
