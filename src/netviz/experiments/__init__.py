@@ -4,4 +4,4 @@ This is the only layer that reads config and writes results; :mod:`netviz.experi
 caching. Order here is the order of the report.
 """
 
-SECTIONS: tuple[str, ...] = ("saliency",)
+SECTIONS: tuple[str, ...] = ("saliency", "adversarial")
