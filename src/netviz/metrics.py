@@ -152,3 +152,37 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
         return float("nan"), float("nan")
     se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
     return float(diff.mean()), se
+
+# Adversarial perturbations: 8-bit images H×W×3 uint8 (what is stored), differences in 8-bit levels. -----------
+
+
+def _delta(original: np.ndarray, adversarial: np.ndarray) -> np.ndarray:
+    return adversarial.astype(np.float64) - original.astype(np.float64)
+
+
+def linf_levels(original: np.ndarray, adversarial: np.ndarray) -> float:
+    """‖δ‖∞ of the perturbation, in 8-bit levels (0..255)."""
+    return float(np.abs(_delta(original, adversarial)).max())
+
+
+def l2_levels(original: np.ndarray, adversarial: np.ndarray) -> float:
+    """‖δ‖₂ of the perturbation over all values of the image, in 8-bit levels."""
+    return float(np.linalg.norm(_delta(original, adversarial).ravel()))
+
+
+def relative_l2(original: np.ndarray, adversarial: np.ndarray) -> float:
+    """‖δ‖₂ / ‖x‖₂: the perturbation's size relative to the image's (0 = unchanged)."""
+    return float(np.linalg.norm(_delta(original, adversarial).ravel()) / np.linalg.norm(original.astype(np.float64).ravel()))
+
+
+def ssim(original: np.ndarray, adversarial: np.ndarray) -> float:
+    """Structural similarity of two 8-bit RGB images (scikit-image, ``data_range=255``, channels last);
+    1 = identical."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(original, adversarial, channel_axis=-1, data_range=255))
+
+
+def attack_success(predicted: int, label: int, targeted: bool) -> bool:
+    """Targeted: the prediction is the target ``label``; untargeted: it is not the true ``label``."""
+    return predicted == label if targeted else predicted != label

@@ -18,4 +18,4 @@ not have is dropped. A question with nothing mapped to it is "not graded"; items
 under "other". An item may serve several questions.
 """
 
-SECTIONS: tuple[str, ...] = ("saliency", "saliency_methods", "classviz")
+SECTIONS: tuple[str, ...] = ("saliency", "saliency_methods", "adversarial", "classviz")

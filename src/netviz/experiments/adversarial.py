@@ -1,0 +1,381 @@
+"""Section 2: adversarial examples (Q5-Q7).
+
+Three measurements, each on every model of the section:
+
+- the lab's fooling image (targeted, unbounded, normalised gradient steps) on ``fooling_images``;
+- a sweep of budgeted untargeted attacks (FGSM, PGD L∞/L2, MI-FGSM) over ε, on the images the model gets right;
+- transfer sets: full-strength untargeted attacks at one budget.
+
+Adversarial images of the fooling and transfer sets are written as 8-bit PNGs under ``results/adversarial/
+images/``, read back from disk and classified by every model: every "this image fools model X" in the results
+is a statement about the stored file. Sweep images are rounded to 8 bits in memory (the same values a PNG holds)
+and not stored. Each stored image is also put through a JPEG round trip and classified again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from netviz import codecs, metrics, plots
+from netviz.data import class_index, imagenet_categories
+from netviz.errors import NetvizError
+from netviz.experiments.context import Context
+from netviz.methods.adversarial import Attack, Fooling, fgsm, fooling_image, mi_fgsm, pgd, projected_gradient
+
+TITLE = "Adversarial examples"
+
+ATTACKS = ("fgsm", "pgd_linf", "pgd_l2", "mi_fgsm")
+
+# What grading compares for each lab question (see netviz.experiments): metric globs over metrics.json, figure globs.
+QUESTIONS = {
+    "Q5": {"metrics": ["fooling.*", "shown.*"], "figures": ["fooling_examples.png"]},
+    "Q6": {"metrics": ["transfer.*", "transfer_matrix.*"], "figures": ["transfer.png"]},
+    "Q7": {"metrics": ["sweep.*", "fooling.*.summary.*"], "figures": ["success_vs_eps.png"]},
+}
+
+
+class ChannelsLast(nn.Module):
+    """Feeds a classifier channels-last tensors: the same logits up to float rounding, and convolutions 1.3 to
+    1.8 times faster on the CPU (measured on SqueezeNet and EfficientNet-Lite0). Kept here, not in the methods,
+    so that the methods see exactly what the caller passes (the tests compare them with torchattacks)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.train(model.training)  # a new module starts in training mode, which frozen_eval would then restore
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.normalize(x)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.denormalize(z)
+
+
+def build_attack(name: str, eps: float, section: dict, steps: int, targeted: bool = False,
+                 stop_on_success: bool = False) -> Attack:
+    """The attack ``name`` at budget ``eps`` (8-bit levels) with the section's step rules.
+
+    PGD's step is ``step_size`` × ε (Madry et al. use about 2.5·ε/steps); MI-FGSM's is ε/steps (Dong et al.).
+    """
+    if name == "fgsm":
+        return fgsm(eps, targeted=targeted)
+    if name in ("pgd_linf", "pgd_l2"):
+        return pgd(eps, float(section["step_size"]) * eps, steps, "linf" if name == "pgd_linf" else "l2",
+                   bool(section["random_start"]), targeted, stop_on_success)
+    if name == "mi_fgsm":
+        return mi_fgsm(eps, eps / steps, steps, float(section["momentum"]), targeted=targeted,
+                       stop_on_success=stop_on_success)
+    raise NetvizError(f"unknown attack '{name}' in [adversarial]; known: {', '.join(ATTACKS)}")
+
+
+def check_config(section: dict, n_images: int) -> None:
+    for key in ("attacks", "transfer_attacks"):
+        for name in section[key]:
+            if name not in ATTACKS:
+                raise NetvizError(f"unknown attack '{name}' in adversarial.{key}; known: {', '.join(ATTACKS)}")
+    for key in ("fooling_images", "fooling_shown", "sweep_images"):
+        bad = [i for i in section[key] if not 0 <= i < n_images]
+        if bad:
+            raise NetvizError(f"adversarial.{key} has image index {bad[0]}, but there are {n_images} images (0..{n_images - 1})")
+    chosen = set(section["fooling_images"] or range(n_images))
+    missing = [i for i in section["fooling_shown"] if i not in chosen]
+    if missing:
+        raise NetvizError(f"adversarial.fooling_shown has image {missing[0]}, which is not in adversarial.fooling_images; add it there")
+    if not 0 <= section["fooling_kappa"] < 1 or not 0 <= section["kappa_compare"] < 1:
+        raise NetvizError("adversarial.fooling_kappa and kappa_compare are probabilities in [0, 1); 0 means off")
+    if not 1 <= section["jpeg_quality"] <= 95:
+        raise NetvizError(f"adversarial.jpeg_quality must be in 1..95, got {section['jpeg_quality']}")
+
+
+def probabilities(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Softmax probabilities N×1000 (on CPU) for pixel-space images, batched, without autograd."""
+    with torch.inference_mode():
+        return torch.cat([model(images[i : i + batch_size]).softmax(1).cpu() for i in range(0, len(images), batch_size)])
+
+
+def verdicts(probs: torch.Tensor, labels, targets=None) -> list[dict]:
+    """Per image: top-1 class and its probability, the true class's probability (and the target's)."""
+    names = imagenet_categories()
+    rows = []
+    for i, p in enumerate(probs):
+        top = int(p.argmax())
+        row = {"pred": top, "pred_name": names[top], "p_pred": round(float(p[top]), 4), "p_true": round(float(p[int(labels[i])]), 4)}
+        if targets is not None:
+            row["p_target"] = round(float(p[int(targets[i])]), 4)
+        rows.append(row)
+    return rows
+
+
+def perturbation_stats(original: np.ndarray, adversarial: np.ndarray) -> dict:
+    """Size of one stored perturbation (8-bit images H×W×3): L∞, L2 in levels, relative L2, SSIM."""
+    return {"linf": round(metrics.linf_levels(original, adversarial), 2), "l2": round(metrics.l2_levels(original, adversarial), 2),
+            "l2_rel": round(metrics.relative_l2(original, adversarial), 5), "ssim": round(metrics.ssim(original, adversarial), 4)}
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def rate(flags) -> float | None:
+    flags = list(flags)
+    return round(sum(bool(f) for f in flags) / len(flags), 4) if flags else None
+
+
+class Run:
+    """State shared by the parts of the section: config, images, models, clean predictions, storage."""
+
+    def __init__(self, ctx: Context):
+        self.ctx, self.sec = ctx, ctx.section
+        check_config(self.sec, len(ctx.images))
+        self.x = ctx.images.images.to(ctx.device)
+        self.y = ctx.images.labels
+        self.x8 = codecs.to_uint8(ctx.images.images)
+        self.models = {name: ChannelsLast(loaded.model) for name, loaded in ctx.models().items()}
+        self.batch = ctx.batch_size
+        self.quality = int(self.sec["jpeg_quality"])
+        self.clean = {name: probabilities(m, self.x, self.batch) for name, m in self.models.items()}
+        self.correct = {name: (p.argmax(1) == self.y).numpy() for name, p in self.clean.items()}
+        (ctx.results_dir / "images").mkdir(exist_ok=True)
+        self.timings: dict[str, dict[str, float]] = {}  # part -> wall and CPU seconds (CPU: all threads)
+        self.fooling_cache: dict[tuple[str, str], dict] = {}  # (model, variant) -> fooling_set result
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator(device=self.x.device).manual_seed(self.ctx.seed)
+
+    def store(self, tag: str, indices: list[int], images: torch.Tensor) -> tuple[list[str], np.ndarray]:
+        """Write each adversarial image as an 8-bit PNG, then read the files back (what all claims use)."""
+        paths = []
+        for i, image in zip(indices, codecs.to_uint8(images)):
+            name = f"{tag}_{i:02d}.png"
+            codecs.save_png(self.ctx.results_dir / "images" / name, image)
+            paths.append(name)
+        reread = np.stack([codecs.load_png(self.ctx.results_dir / "images" / p) for p in paths]) if paths else self.x8[:0]
+        return [f"results/{self.ctx.name}/images/{p}" for p in paths], reread
+
+    def judge_stored(self, stored: np.ndarray, indices: list[int], targets=None) -> dict:
+        """Classify stored 8-bit images (and their JPEG round trips) with every model."""
+        jpeg = np.stack([codecs.jpeg_roundtrip(im, self.quality) for im in stored]) if len(stored) else stored
+        labels = self.y[indices]
+        out = {"png": {}, "jpeg": {}}
+        for name, model in self.models.items():
+            out["png"][name] = verdicts(probabilities(model, codecs.from_uint8(stored, self.x.device), self.batch), labels, targets)
+            out["jpeg"][name] = verdicts(probabilities(model, codecs.from_uint8(jpeg, self.x.device), self.batch), labels, targets)
+        return out
+
+    def timed(self, key: str, started: tuple[float, float]) -> None:
+        """Add the wall and CPU seconds since ``started`` (a :func:`clock` reading) to part ``key``."""
+        wall, cpu = clock()
+        old = self.timings.get(key, {"wall_s": 0.0, "cpu_s": 0.0})
+        self.timings[key] = {"wall_s": round(old["wall_s"] + wall - started[0], 2), "cpu_s": round(old["cpu_s"] + cpu - started[1], 2)}
+
+
+def clock() -> tuple[float, float]:
+    """(wall, process CPU) seconds: CPU time shows the cost when other jobs share the cores."""
+    return time.perf_counter(), time.process_time()
+
+
+def fooling_set(run: Run, source: str, indices: list[int], target: int, spec: Fooling, tag: str) -> dict:
+    """The lab's method on ``indices`` with ``source``: stored, re-read and judged by every model."""
+    started = clock()
+    model = run.models[source]
+    targets = torch.full((len(indices),), target, dtype=torch.long)
+    adv = fooling_image(model, run.x[indices], targets.to(run.x.device), spec, batch_size=run.batch)
+    floats = verdicts(probabilities(model, adv.images, run.batch), run.y[indices], targets)
+    files, stored = run.store(f"{tag}_{source}", indices, adv.images)
+    judged = run.judge_stored(stored, indices, targets)
+    rows = []
+    for k, i in enumerate(indices):
+        row = {"index": i, "true": int(run.y[i]), "target": target, "steps": int(adv.steps[k]), "file": files[k],
+               **perturbation_stats(run.x8[i], stored[k]), "float": floats[k],
+               "png": {m: judged["png"][m][k] for m in run.models}, "jpeg": {m: judged["jpeg"][m][k] for m in run.models}}
+        row["success_float"] = floats[k]["pred"] == target
+        row["success_png"] = row["png"][source]["pred"] == target
+        row["success_jpeg"] = row["jpeg"][source]["pred"] == target
+        rows.append(row)
+    summary = {
+        "n": len(rows),
+        "success_float": rate(r["success_float"] for r in rows),
+        "success_png": rate(r["success_png"] for r in rows),
+        "success_jpeg": rate(r["success_jpeg"] for r in rows),
+        "mean_steps": mean(r["steps"] for r in rows if r["steps"] >= 0),
+        "max_steps_used": max((r["steps"] for r in rows), default=None),
+        "mean_linf": mean(r["linf"] for r in rows), "mean_l2": mean(r["l2"] for r in rows),
+        "mean_l2_rel": mean(r["l2_rel"] for r in rows), "mean_ssim": mean(r["ssim"] for r in rows),
+        "mean_p_target_float": mean(r["float"]["p_target"] for r in rows),
+        "mean_p_target_png": mean(r["png"][source]["p_target"] for r in rows),
+        # survival: of the images that fooled the model as floats, the share whose stored file still does
+        "survive_png": rate(r["success_png"] for r in rows if r["success_float"]),
+        "survive_jpeg": rate(r["success_jpeg"] for r in rows if r["success_float"]),
+        # on the other models: reaching the target (targeted transfer), or just leaving the true class
+        "transfer_target": {m: rate(r["png"][m]["pred"] == target for r in rows) for m in run.models},
+        "transfer_flip": {m: rate(r["png"][m]["pred"] != r["true"] for r in rows if run.correct[m][r["index"]]) for m in run.models},
+    }
+    run.timed("fooling", started)
+    return {"spec": asdict(spec), "per_image": rows, "summary": summary}
+
+
+def sweep(run: Run, name: str, indices: list[int]) -> dict:
+    """The smallest budget of the grid at which each attack fools ``name`` with a storable image, for each of
+    ``indices`` that ``name`` classifies correctly, and the success rate against ε that follows.
+
+    Budgets are tried in increasing order, each image only until it is fooled, so the success rate at ε is the
+    share of images the attack fools when run at some budget ≤ ε of the grid (the usual robust-accuracy reading:
+    a perturbation found within a small budget is also within a larger one). An image counts as fooled at the
+    first step where its 8-bit rounding (the values a PNG holds) is misclassified; the sizes recorded are those
+    of that rounding, which can exceed the float budget (a change of half a level rounds to a full level).
+    """
+    model, sec = run.models[name], run.sec
+    chosen = [i for i in indices if run.correct[name][i]]
+    out = {"n": len(chosen), "attacks": {}}
+    for attack_name in sec["attacks"]:
+        started = clock()
+        grid = sorted(float(e) for e in (sec["eps_grid_l2"] if attack_name == "pgd_l2" else sec["eps_grid"]))
+        found: dict[int, dict] = {}
+        rows = []
+        for eps in grid:
+            remaining = [i for i in chosen if i not in found]
+            before = set(found)
+            if remaining:
+                spec = build_attack(attack_name, eps, sec, int(sec["steps"]), stop_on_success=True)
+                adv = projected_gradient(model, run.x[remaining], run.y[remaining].to(run.x.device), spec, run.batch,
+                                         run.generator(), stored_as=codecs.quantize)
+                rounded = codecs.to_uint8(adv.images)
+                for k, i in enumerate(remaining):
+                    if adv.steps[k] >= 0:
+                        found[i] = {"index": i, "eps": eps, "steps": int(adv.steps[k]),
+                                    "linf": metrics.linf_levels(run.x8[i], rounded[k]),
+                                    "l2": round(metrics.l2_levels(run.x8[i], rounded[k]), 2)}
+            new = [found[i]["linf"] for i in found if i not in before]
+            rows.append({"eps": eps, "attacked": len(remaining), "success": rate(i in found for i in chosen),
+                         "max_linf_new": max(new, default=None)})  # largest stored L∞ among images first fooled here
+        minimal = [found[i]["eps"] for i in chosen if i in found]
+        out["attacks"][attack_name] = {
+            "spec": asdict(build_attack(attack_name, grid[-1], sec, int(sec["steps"]), stop_on_success=True)),
+            "norm": "l2" if attack_name == "pgd_l2" else "linf", "rows": rows,
+            "per_image": [found.get(i, {"index": i, "eps": None}) for i in chosen],
+            "median_min_eps": float(np.median(minimal)) if len(minimal) == len(chosen) and minimal else None,
+            "max_linf": max((f["linf"] for f in found.values()), default=None),
+        }
+        run.timed(f"sweep {attack_name}", started)
+    return out
+
+
+def transfer_set(run: Run, source: str, attack_name: str) -> dict:
+    """Full-strength untargeted attack by ``source`` on the images every model gets right (so every cell of the
+    transfer matrix counts the same images), stored and judged by all models."""
+    started = clock()
+    sec = run.sec
+    indices = [i for i in range(len(run.y)) if all(run.correct[m][i] for m in run.models)]
+    eps = float(sec["transfer_eps_l2"] if attack_name == "pgd_l2" else sec["transfer_eps"])
+    spec = build_attack(attack_name, eps, sec, int(sec["transfer_steps"]))
+    adv = projected_gradient(run.models[source], run.x[indices], run.y[indices].to(run.x.device), spec, run.batch, run.generator())
+    files, stored = run.store(f"{attack_name}_{source}", indices, adv.images)
+    judged = run.judge_stored(stored, indices)
+    rows = []
+    for k, i in enumerate(indices):
+        rows.append({"index": i, "true": int(run.y[i]), "file": files[k], **perturbation_stats(run.x8[i], stored[k]),
+                     "png": {m: judged["png"][m][k] for m in run.models}, "jpeg": {m: judged["jpeg"][m][k] for m in run.models}})
+    matrix = {m: {"n": len(rows), "png": rate(r["png"][m]["pred"] != r["true"] for r in rows),
+                  "jpeg": rate(r["jpeg"][m]["pred"] != r["true"] for r in rows)} for m in run.models}
+    run.timed(f"transfer {attack_name}", started)
+    return {"spec": asdict(spec), "per_image": rows, "success": matrix,
+            "mean_linf": mean(r["linf"] for r in rows), "mean_l2": mean(r["l2"] for r in rows),
+            "mean_ssim": mean(r["ssim"] for r in rows)}
+
+
+def shown_examples(run: Run, target: int) -> list[dict]:
+    """The lab-style figure's rows: for each model and shown image, the lab's method (and its κ variant)."""
+    sec, rows = run.sec, []
+    shown = [i for i in sec["fooling_shown"] if int(run.y[i]) != target]
+    if not shown:
+        return rows
+    for source in run.models:
+        runs = [("lab", Fooling(float(sec["fooling_lr"]), int(sec["fooling_max_iter"]), float(sec["fooling_kappa"])))]
+        if sec["kappa_compare"] > 0:
+            runs.append(("kappa", Fooling(float(sec["fooling_lr"]), int(sec["fooling_max_iter"]), float(sec["kappa_compare"]))))
+        for label, spec in runs:
+            result = run.fooling_cache.get((source, label)) or fooling_set(run, source, shown, target, spec, f"shown_{label}")
+            for r in result["per_image"]:
+                if r["index"] in shown:
+                    rows.append({"model": source, "variant": label, "kappa": spec.kappa, **r})
+    return rows
+
+
+def run(ctx: Context) -> dict:
+    state = Run(ctx)
+    sec, images = ctx.section, ctx.images
+    target = class_index(int(sec["fooling_target"]))
+    fooling_indices = [i for i in (sec["fooling_images"] or range(len(images))) if int(images.labels[i]) != target]
+    sweep_indices = list(sec["sweep_images"] or range(len(images)))
+    names = list(state.models)
+    results: dict = {
+        "images": [{"id": i, "label": int(l), "name": n} for i, n, l in zip(images.ids, images.names, images.labels)],
+        "target": target, "target_name": imagenet_categories()[target], "jpeg_quality": state.quality,
+        "clean": {m: {"top1": int(state.correct[m].sum()), "n": len(images), "correct": state.correct[m].tolist()} for m in names},
+        "fooling": {}, "sweep": {}, "transfer": {}, "figures": {},
+    }
+    fooling_spec = Fooling(float(sec["fooling_lr"]), int(sec["fooling_max_iter"]), float(sec["fooling_kappa"]))
+    for m in names:
+        result = fooling_set(state, m, fooling_indices, target, fooling_spec, "fooling")
+        results["fooling"][m] = result
+        state.fooling_cache[(m, "lab")] = result
+        s = result["summary"]
+        ctx.log(f"{m}: fooling {s['success_png']} (png) {s['success_jpeg']} (jpeg) of {s['n']}, mean steps {s['mean_steps']}")
+    results["shown"] = shown_examples(state, target)
+    for m in names:
+        results["sweep"][m] = sweep(state, m, sweep_indices)
+        ctx.log(f"{m}: sweep " + ", ".join(f"{a} {[r['success'] for r in v['rows']]}" for a, v in results["sweep"][m]["attacks"].items()))
+    for attack_name in sec["transfer_attacks"]:
+        results["transfer"][attack_name] = {m: transfer_set(state, m, attack_name) for m in names}
+        ctx.log(f"transfer {attack_name}: " + "; ".join(f"{m}→" + ", ".join(f"{t} {v['png']}" for t, v in results['transfer'][attack_name][m]['success'].items()) for m in names))
+
+    results["figures"]["examples"] = ctx.save_figure(plots.adversarial_rows(examples_for_plot(state, results)), "fooling_examples.png")
+    results["figures"]["sweep"] = ctx.save_figure(plots.success_curves(curves_for_plot(results)), "success_vs_eps.png")
+    matrices = transfer_matrices(results, names)
+    results["transfer_matrix"] = matrices
+    results["figures"]["transfer"] = ctx.save_figure(plots.transfer_matrices(matrices, names), "transfer.png")
+    results["timings_s"] = state.timings
+    return results
+
+
+def examples_for_plot(state: Run, results: dict) -> list[dict]:
+    """Rows of (original, stored adversarial, captions) for the lab-style figure, read back from the PNGs."""
+    names = imagenet_categories()
+    rows = []
+    for r in results["shown"]:
+        i, source = r["index"], r["model"]
+        clean = state.clean[source][i]
+        stored = codecs.load_png(state.ctx.results_dir / "images" / r["file"].rsplit("/", 1)[-1])
+        judged = r["png"][source]
+        what = "lab method" if r["variant"] == "lab" else f"κ = {r['kappa']:g}"
+        rows.append({
+            "original": state.x8[i], "adversarial": stored,
+            "label": f"{source}, image {i}, {what}",
+            "captions": (f"{names[int(clean.argmax())]} {float(clean.max()):.2f}",
+                         f"{judged['pred_name']} {judged['p_pred']:.2f}",
+                         f"L∞ {r['linf']:g}, L2 {r['l2']:.0f} levels"),
+        })
+    return rows
+
+
+def curves_for_plot(results: dict) -> dict:
+    return {m: {a: {"norm": v["norm"], "eps": [row["eps"] for row in v["rows"]], "success": [row["success"] for row in v["rows"]]}
+                for a, v in results["sweep"][m]["attacks"].items()} for m in results["sweep"]}
+
+
+def transfer_matrices(results: dict, names: list[str]) -> dict:
+    """{attack: {"png": [[source x target]], "jpeg": ...}} success rates; the lab's method (targeted: reaching
+    the target class) first."""
+    out = {"lab (target class)": {"png": [[results["fooling"][s]["summary"]["transfer_target"][t] for t in names] for s in names]}}
+    for attack_name, by_source in results["transfer"].items():
+        out[attack_name] = {kind: [[by_source[s]["success"][t][kind] for t in names] for s in names] for kind in ("png", "jpeg")}
+    return out
