@@ -124,10 +124,12 @@ def count_flops(fn: Callable[[], torch.Tensor]) -> tuple[int, torch.Tensor]:
     return counter.get_total_flops(), out
 
 
-def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    if a is None or b is None or a.shape != b.shape:
-        return None
-    return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
+def _abs_diff(a, b) -> tuple[float | None, float | None]:
+    """(max, mean) absolute difference of two outputs of the same shape, else (None, None)."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        return None, None
+    diff = (a.detach().float().cpu() - b.detach().float().cpu()).abs()
+    return float(diff.max()), float(diff.mean())
 
 
 def plural(unit: str) -> str:
@@ -150,6 +152,8 @@ def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s
             if sum(times) >= time_limit_s:
                 break
         median = statistics.median(times)
+        compare = workload.same_random and variant is not base
+        max_diff, mean_diff = _abs_diff(output, reference) if compare else (None, None)
         rows.append({
             "experiment": workload.experiment, "task": workload.task, "model": workload.model,
             "variant": variant.name, "kind": variant.kind, "batch_size": variant.batch_size,
@@ -157,7 +161,7 @@ def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s
             "median_s": round(median, 4), "min_s": round(min(times), 4), "times_s": [round(t, 4) for t in times],
             "units_per_s": round(workload.units / median, 3), "gflop": round(flops / 1e9, 3),
             "gflop_per_s": round(flops / 1e9 / median, 2),
-            "max_abs_diff": _max_abs_diff(output, reference) if workload.same_random and variant is not base else None,
+            "max_abs_diff": max_diff, "mean_abs_diff": mean_diff,
             "note": workload.note,
         })
         log(f"  {workload.experiment} / {workload.task} / {workload.model} / {variant.name}: "
@@ -218,7 +222,7 @@ class Bench:
 
     def batch_size(self, section: str, model, n: int | None = None) -> int:
         """netviz's chunk size for ``section`` on ``model``, as the experiment would pick it."""
-        configured = int(self.config[section].get("batch_size", self.config["run"]["batch_size"]))
+        configured = int(self.config[section].get("batch_size") or self.config["run"]["batch_size"])
         return resolve_batch_size(configured, model, tuple(self.images.shape[1:]), self.budget(),
                                   n=n or len(self.images), device=self.device)
 
@@ -413,11 +417,110 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
         ])
 
 
+def notebook_fooling(model, images: torch.Tensor, targets: torch.Tensor, lr: float, max_iter: int) -> torch.Tensor:
+    """The lab's fooling image, one image at a time: normalised-space steps lr·g/‖g‖ on the target's score until
+    the target is top-1 (or ``max_iter`` steps), each step mapped back to pixels and clipped to [0, 1]."""
+    out = []
+    for image, target in zip(images, targets):
+        x = image[None].clone()
+        for step in range(max_iter + 1):
+            z = model.normalize(x).detach().requires_grad_(True)
+            logits = model(model.denormalize(z))
+            if logits.argmax(1).item() == int(target) or step == max_iter:
+                break
+            logits[0, target].backward()
+            x = model.denormalize(z.detach() + lr * z.grad / (z.grad.norm() + 1e-10)).clamp(0, 1)
+        out.append(x)
+    return torch.cat(out)
+
+
+def notebook_attack(model, images: torch.Tensor, labels: torch.Tensor, eps: float, alpha: float, steps: int,
+                    momentum: float = 0.0, random_start: bool = False, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+    """Untargeted L∞ FGSM / PGD / MI-FGSM (budgets in pixel units), one image at a time, as a notebook writes it:
+    x ← clip(x₀ + clip(x + α·sign(g) − x₀, ±ε), 0, 1), g the cross-entropy gradient (with momentum: the running
+    sum of g/mean|g|)."""
+    out = []
+    for image, label in zip(images, labels):
+        x0 = image[None]
+        x = x0.clone()
+        if random_start:
+            x = (x0 + (torch.rand(x0.shape, generator=generator, device=x0.device) * 2 - 1) * eps).clamp(0, 1)
+        velocity = torch.zeros_like(x0)
+        for _ in range(steps):
+            x = x.detach().requires_grad_(True)
+            F.cross_entropy(model(x), label[None]).backward()
+            grad = x.grad
+            if momentum > 0:
+                velocity = momentum * velocity + grad / grad.abs().mean()
+                grad = velocity
+            x = (x0 + (x.detach() + alpha * grad.sign() - x0).clamp(-eps, eps)).clamp(0, 1)
+        out.append(x.detach())
+    return torch.cat(out)
+
+
+def adversarial_workloads(b: Bench) -> Iterator[Workload]:
+    """The lab's fooling images and the transfer attacks (FGSM, PGD, MI-FGSM at the transfer budget, run to the
+    end) per model. The ε sweep is the transfer loop again with early stopping, so it is not timed separately."""
+    import torchattacks
+
+    from netviz.experiments.adversarial import ChannelsLast, build_attack
+    from netviz.methods.adversarial import Fooling, fooling_image, levels, projected_gradient
+
+    s, seed = b.config["adversarial"], int(b.config["run"]["seed"])
+    target = int(s["fooling_target"])
+    fooling_idx = [i for i in (s["fooling_images"] or range(len(b.images))) if i < len(b.images) and int(b.labels[i]) != target]
+    spec = Fooling(float(s["fooling_lr"]), b.steps(int(s["fooling_max_iter"])), float(s["fooling_kappa"]))
+    models = b.models("adversarial")
+    with torch.inference_mode():
+        correct = torch.stack([m(fast_layout(b.images)).argmax(1) == b.labels for m in models.values()]).all(0)
+    transfer_idx = correct.nonzero().squeeze(1).tolist() or list(range(len(b.images)))
+    xt, yt = b.images[transfer_idx], b.labels[transfer_idx]
+    steps = b.steps(int(s["transfer_steps"]))
+    for name, model in models.items():
+        size = b.batch_size("adversarial", model)
+        wrapped = ChannelsLast(model)  # as the experiment feeds its models
+        xf = b.images[fooling_idx]
+        tf = torch.full((len(fooling_idx),), target, dtype=torch.long, device=b.device)
+        yield Workload("adversarial", f"fooling image (≤ {spec.max_iter} steps)", name, len(fooling_idx), "image", [
+            Variant("netviz", "batched", lambda w=wrapped, bs=size: fooling_image(w, xf, tf, spec, batch_size=bs).images,
+                    batch_size=size),
+            Variant("loop", "loop", lambda m=model: notebook_fooling(m, xf, tf, spec.lr, spec.max_iter),
+                    warmup=lambda m=model: notebook_fooling(m, xf[:1], tf[:1], spec.lr, 1), batch_size=1),
+        ])
+        for attack_name in s["transfer_attacks"]:
+            if attack_name == "pgd_l2":
+                continue  # the notebook loop and the comparison here are L∞ only
+            attack = build_attack(attack_name, float(s["transfer_eps"]), s, steps)
+            eps, alpha = levels(attack.eps), levels(attack.alpha)
+            library = {"fgsm": lambda m: torchattacks.FGSM(m, eps=eps),
+                       "pgd_linf": lambda m: torchattacks.PGD(m, eps=eps, alpha=alpha, steps=attack.steps,
+                                                              random_start=attack.random_start),
+                       "mi_fgsm": lambda m: torchattacks.MIFGSM(m, eps=eps, alpha=alpha, steps=attack.steps,
+                                                                decay=attack.momentum)}[attack_name]
+
+            def ours(w=wrapped, a=attack, bs=size):
+                return projected_gradient(w, xt, yt, a, bs, torch.Generator(device=b.device).manual_seed(seed)).images
+
+            def loop(m=model, a=attack, k=None):
+                return notebook_attack(m, xt[:k], yt[:k], levels(a.eps), levels(a.alpha), a.steps, a.momentum,
+                                       a.random_start, torch.Generator(device=b.device).manual_seed(seed))
+
+            task = {"fgsm": "FGSM", "pgd_linf": "PGD L∞", "mi_fgsm": "MI-FGSM"}[attack_name]
+            yield Workload("adversarial", f"{task} (ε {attack.eps:g}, {attack.steps} steps)", name,
+                           len(transfer_idx) * attack.steps, "image-step", [
+                Variant("netviz", "batched", ours, batch_size=size),
+                Variant("loop", "loop", loop, warmup=lambda m=model, a=attack: loop(m, a, 1), batch_size=1),
+                Variant("torchattacks", "library", lambda m=model, make=library: make(m)(xt, yt), batch_size=len(xt)),
+            ], same_random=not attack.random_start, note="random starts differ" if attack.random_start else "")
+
+
 # Section name -> workload builder. A section without one is listed as "no workload" in the results.
 WORKLOADS: dict[str, Callable[[Bench], Iterator[Workload]]] = {
     "saliency": saliency_workloads,
     "saliency_methods": saliency_methods_workloads,
     "classviz": classviz_workloads,
+    "adversarial": adversarial_workloads,
 }
 
 
@@ -501,19 +604,88 @@ def precision_checks(b: Bench, log: Callable[[str], None] = print) -> list[dict]
         if section in SECTIONS:
             row = check(b)
             rows.append(row)
-            log(f"  precision: {row['method']} on {row['model']}: " + ", ".join(
-                f"{k} {v}" for k, v in row.items() if k not in ("method", "model", "section")))
+            log(f"  precision: {row['method']} on {row['model']} ({row['work']}): max diff {row['max_abs_diff_levels']} "
+                f"levels, mean {row['mean_abs_diff_levels']}, same outcome {row['agreement']}, "
+                f"fp32 {row['fp32_s']} s, bf16 {row['bf16_s']} s")
     return rows
 
 
-# Section name -> a function measuring bf16 against fp32 on that section's method (filled as sections add it).
-PRECISION_CHECKS: dict[str, Callable[[Bench], dict]] = {}
+def _precision_row(section: str, method: str, model_name: str, work: str, model, fp32: torch.Tensor,
+                   bf16: torch.Tensor, times: tuple[float, float], agree: torch.Tensor) -> dict:
+    """Differences of two pixel-space results in 8-bit levels, and how many keep their meaning (``agree``, N bool)."""
+    levels_diff = (bf16.float() - fp32.float()).abs() * 255
+    return {"section": section, "method": method, "model": model_name, "work": work,
+            "max_abs_diff_levels": round(float(levels_diff.max()), 3),
+            "mean_abs_diff_levels": round(float(levels_diff.mean()), 4),
+            "agreement": f"{int(agree.sum())}/{len(agree)}", "agree": int(agree.sum()), "n": len(agree),
+            "fp32_s": round(times[0], 2), "bf16_s": round(times[1], 2)}
+
+
+def _both_precisions(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    from netviz.methods.common import autocast
+
+    t32, out32 = _timed(fn, device)
+    with autocast(device, "bf16"):
+        t16, out16 = _timed(fn, device)
+    return out32, out16, (t32, t16)
+
+
+def classviz_precision(b: Bench) -> dict:
+    """Class visualization from noise of the featured class and the first gallery classes, on the first model,
+    for ``bench.precision_steps`` steps, in fp32 and in bf16 autocast (same noise and jitter)."""
+    from netviz.data import class_index
+    from netviz.methods.classviz import class_visualization
+
+    s, name = b.config["classviz"], section_models(b.config, "classviz")[0]
+    model = b.model(name)
+    classes = list(dict.fromkeys([class_index(s["target"]), *(class_index(c) for c in s["gallery"])]))[:4]
+    targets = torch.tensor(classes, device=b.device)
+    steps = min(int(b.settings["precision_steps"]), int(s["num_iterations"]))
+    run = lambda: class_visualization(model, None, targets, seeds=int(b.config["run"]["seed"]),  # noqa: E731
+                                      learning_rate=s["learning_rate"], l2_reg=s["l2_reg"], num_iterations=steps,
+                                      blur_every_steps=s["blur_every"], blur_sigma=s["blur_sigma"],
+                                      max_jitter=s["max_jitter"], image_size=int(b.images.shape[-1])).images
+    fp32, bf16, times = _both_precisions(run, b.device)
+    with torch.inference_mode():
+        agree = model(fp32).argmax(1) == model(bf16).argmax(1)  # judged in fp32: the same top class
+    return _precision_row("classviz", "class visualization", name, f"{len(classes)} images × {steps} steps", model,
+                          fp32, bf16, times, agree)
+
+
+def adversarial_precision(b: Bench) -> dict:
+    """PGD L∞ at the transfer budget (random start from the same generator) on the first model, all images, in
+    fp32 and in bf16 autocast; agreement: the adversarial images get the same fp32 prediction."""
+    from netviz.experiments.adversarial import ChannelsLast, build_attack
+    from netviz.methods.adversarial import projected_gradient
+
+    s, name = b.config["adversarial"], section_models(b.config, "adversarial")[0]
+    model = ChannelsLast(b.model(name))
+    attack = build_attack("pgd_linf", float(s["transfer_eps"]), s, int(s["transfer_steps"]))
+    seed = int(b.config["run"]["seed"])
+    run = lambda: projected_gradient(model, b.images, b.labels, attack,  # noqa: E731
+                                     generator=torch.Generator(device=b.device).manual_seed(seed)).images
+    fp32, bf16, times = _both_precisions(run, b.device)
+    with torch.inference_mode():
+        p32, p16 = model(fp32).argmax(1), model(bf16).argmax(1)
+    row = _precision_row("adversarial", "PGD L∞", name, f"{len(b.images)} images × {attack.steps} steps, ε {attack.eps:g}",
+                         model, fp32, bf16, times, p32 == p16)
+    row.update(success_fp32=round(float((p32 != b.labels).float().mean()), 3),
+               success_bf16=round(float((p16 != b.labels).float().mean()), 3),
+               linf_bf16_levels=round(float((bf16 - b.images).abs().max() * 255), 3))
+    return row
+
+
+# Section name -> a function measuring bf16 against fp32 on that section's method.
+PRECISION_CHECKS: dict[str, Callable[[Bench], dict]] = {
+    "classviz": classviz_precision,
+    "adversarial": adversarial_precision,
+}
 
 
 # --- outputs ------------------------------------------------------------------------------------------------------
 
 COLUMNS = ["experiment", "task", "model", "variant", "kind", "batch_size", "units", "unit", "repeats", "median_s",
-           "min_s", "units_per_s", "gflop", "gflop_per_s", "speedup", "max_abs_diff"]
+           "min_s", "units_per_s", "gflop", "gflop_per_s", "speedup", "max_abs_diff", "mean_abs_diff"]
 
 
 def summarize(rows: list[dict]) -> list[dict]:
