@@ -192,6 +192,9 @@ def perturbation_figure(fractions: Sequence[float], deletion: dict[str, Sequence
     axes[0].set_ylabel("probability of the class")
     if suptitle:
         fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
 
 # Adversarial examples ---------------------------------------------------------------------------------------
 
@@ -296,6 +299,8 @@ def randomization_examples(image, maps: dict[str, Sequence[np.ndarray]], stage_l
     for j, name in enumerate(["image", *names]):
         axes[0, j].set_title(name)
     fig.tight_layout(pad=0.3)
+    return fig
+
 
 def transfer_matrices(matrices: dict, models: Sequence[str]):
     """One heat map per attack: the success rate of each source model's stored images (rows) on each model
@@ -315,6 +320,8 @@ def transfer_matrices(matrices: dict, models: Sequence[str]):
     axes[0, 0].set_ylabel("made on")
     fig.tight_layout()
     return fig
+
+
 def bench_speedups(rows: list[dict], target: float = 3.0):
     """``netviz bench``: for each workload (experiment, task, model) how many times longer the per-image loop and
     the libraries take than netviz's batched run (log scale), with the target ratio as a dashed line.
