@@ -4,6 +4,7 @@
 # Nothing is decided by file times: `netviz run` and `netviz report` skip what is unchanged by content hashes,
 # so `make` with nothing changed takes seconds. `make grade` compares this build with EXPECTED (exit 1 on failure);
 # `make expected` regenerates the shipped expected set (default offline configuration, on CPU).
+# `make bench` times the experiments (batched vs per-image loop vs libraries) for the report's speed appendix.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ export PYTHONPATH := $(CURDIR)/src
 export PYTHONUNBUFFERED := 1
 TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
 
-.PHONY: all tex run report test grade expected setup-tex clean distclean
+.PHONY: all tex run report test grade expected bench setup-tex clean distclean
 
 all: tex run report
 
@@ -50,6 +51,11 @@ grade: $(INSTALLED)
 expected: $(INSTALLED)
 	$(BIN)/python -m netviz run --config config/offline.toml --device cpu
 	$(BIN)/python -m netviz expected --out expected/offline
+
+# Time each experiment's work (batched vs per-image loop vs Captum/torchattacks), a few minutes on 2 CPU cores; writes
+# results/bench/ and figures/bench/, which the next `make report` shows as an appendix. Not part of `make`.
+bench: $(INSTALLED)
+	$(BIN)/python -m netviz bench $(RUN_ARGS)
 
 # LaTeX for the PDF (Debian/Ubuntu, as root; about 30 s).
 setup-tex:

@@ -1,4 +1,4 @@
-"""The ``netviz`` command line: ``run``, ``report``, ``expected``, ``grade`` (and more as sections add them).
+"""The ``netviz`` command line: ``run``, ``report``, ``expected``, ``grade``, ``bench`` (and more as sections add them).
 
 User errors (:class:`NetvizError`) print one line, ``netviz: error: ...``, and exit with status 2.
 ``grade`` exits with status 1 when the build fails the grading.
@@ -67,6 +67,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from netviz.bench import run_bench
+
+    run_bench(effective_config(args), Path("."))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netviz", description="Look inside image classifiers: run the lab, render the report.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                        help="override a grading key, e.g. --set grade.ssim_min=0.9")
     grade.set_defaults(func=cmd_grade)
+
+    bench = sub.add_parser("bench", help="time each experiment's work: batched vs a per-image loop vs Captum/torchattacks; "
+                                         "writes results/bench/ and figures/bench/ (the report's speed appendix)")
+    _config_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -188,7 +188,8 @@ def fooling_set(run: Run, source: str, indices: list[int], target: int, spec: Fo
     started = clock()
     model = run.models[source]
     targets = torch.full((len(indices),), target, dtype=torch.long)
-    adv = fooling_image(model, run.x[indices], targets.to(run.x.device), spec, batch_size=run.batch)
+    with run.ctx.autocast():  # precision = "bf16": the attack's passes in bfloat16; judging stays fp32
+        adv = fooling_image(model, run.x[indices], targets.to(run.x.device), spec, batch_size=run.batch)
     floats = verdicts(probabilities(model, adv.images, run.batch), run.y[indices], targets)
     files, stored = run.store(f"{tag}_{source}", indices, adv.images)
     judged = run.judge_stored(stored, indices, targets)
@@ -246,8 +247,9 @@ def sweep(run: Run, name: str, indices: list[int]) -> dict:
             before = set(found)
             if remaining:
                 spec = build_attack(attack_name, eps, sec, int(sec["steps"]), stop_on_success=True)
-                adv = projected_gradient(model, run.x[remaining], run.y[remaining].to(run.x.device), spec, run.batch,
-                                         run.generator(), stored_as=codecs.quantize)
+                with run.ctx.autocast():
+                    adv = projected_gradient(model, run.x[remaining], run.y[remaining].to(run.x.device), spec,
+                                             run.batch, run.generator(), stored_as=codecs.quantize)
                 rounded = codecs.to_uint8(adv.images)
                 for k, i in enumerate(remaining):
                     if adv.steps[k] >= 0:
@@ -277,7 +279,9 @@ def transfer_set(run: Run, source: str, attack_name: str) -> dict:
     indices = [i for i in range(len(run.y)) if all(run.correct[m][i] for m in run.models)]
     eps = float(sec["transfer_eps_l2"] if attack_name == "pgd_l2" else sec["transfer_eps"])
     spec = build_attack(attack_name, eps, sec, int(sec["transfer_steps"]))
-    adv = projected_gradient(run.models[source], run.x[indices], run.y[indices].to(run.x.device), spec, run.batch, run.generator())
+    with run.ctx.autocast():
+        adv = projected_gradient(run.models[source], run.x[indices], run.y[indices].to(run.x.device), spec, run.batch,
+                                 run.generator())
     files, stored = run.store(f"{attack_name}_{source}", indices, adv.images)
     judged = run.judge_stored(stored, indices)
     rows = []

@@ -151,16 +151,18 @@ def run(ctx: Context) -> dict:
         jobs = list(dict.fromkeys(gallery_jobs + sweep_jobs))  # a sweep cell with the default settings is the gallery image
         # one batch: every image has its own target, learning rate and λ; all share the run's seed, so they start
         # from the same noise and see the same jitter: differences come from the settings alone
-        noise = class_visualization(
-            model, None, torch.tensor([j.target for j in jobs], device=ctx.device), seeds=ctx.seed,
-            learning_rate=[j.learning_rate for j in jobs], l2_reg=[j.l2_reg for j in jobs],
-            progress=progress_bar(f"classviz {name}: {len(jobs)} images from noise"), **settings)
-        start_index = [s["start_image"], s["own_class_image"]]
-        start_targets = [cfg["start_target"], int(images.labels[s["own_class_image"]])]
-        from_real = class_visualization(
-            model, real[start_index].to(ctx.device), torch.tensor(start_targets, device=ctx.device), seeds=ctx.seed,
-            learning_rate=s["learning_rate"], l2_reg=s["l2_reg"],
-            progress=progress_bar(f"classviz {name}: {len(start_index)} images from photographs"), **settings)
+        settings["batch_size"] = ctx.batch_size_for(model)  # images per pass for this model (automatic by default)
+        with ctx.autocast():  # precision = "bf16": the optimisation's passes in bfloat16; the scoring below stays fp32
+            noise = class_visualization(
+                model, None, torch.tensor([j.target for j in jobs], device=ctx.device), seeds=ctx.seed,
+                learning_rate=[j.learning_rate for j in jobs], l2_reg=[j.l2_reg for j in jobs],
+                progress=progress_bar(f"classviz {name}: {len(jobs)} images from noise"), **settings)
+            start_index = [s["start_image"], s["own_class_image"]]
+            start_targets = [cfg["start_target"], int(images.labels[s["own_class_image"]])]
+            from_real = class_visualization(
+                model, real[start_index].to(ctx.device), torch.tensor(start_targets, device=ctx.device), seeds=ctx.seed,
+                learning_rate=s["learning_rate"], l2_reg=s["l2_reg"],
+                progress=progress_bar(f"classviz {name}: {len(start_index)} images from photographs"), **settings)
         wall = time.perf_counter() - started
         ctx.log(f"{name}: {len(jobs)} images from noise, {len(start_index)} from photographs, "
                 f"{s['num_iterations']} steps, {wall:.1f} s")

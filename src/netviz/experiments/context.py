@@ -5,13 +5,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
 import numpy as np
 import torch
 
 from netviz.config import section_models
 from netviz.data import ImageSet
+from netviz.errors import NetvizError
+from netviz.methods.chunking import GB, resolve_batch_size
+from netviz.methods.common import PRECISIONS, autocast
 from netviz.models import LoadedModel
 
 
@@ -53,8 +56,37 @@ class Context:
         return int(self.config["run"]["seed"])
 
     @property
+    def configured_batch_size(self) -> int:
+        """The section's ``batch_size`` when set and not 0, else ``run.batch_size``; 0 means automatic."""
+        return int(self.section.get("batch_size") or self.config["run"]["batch_size"])
+
+    @property
+    def memory_budget(self) -> int:
+        """The memory budget in bytes on this run's device (``run.memory_budget_gb`` / ``gpu_memory_budget_gb``)."""
+        run = self.config["run"]
+        return int(GB * (run["gpu_memory_budget_gb"] if self.device.type == "cuda" else run["memory_budget_gb"]))
+
+    def batch_size_for(self, model, image_shape: tuple[int, int, int] | None = None) -> int:
+        """Images per pass for ``model`` on images of ``image_shape`` (C×H×W, default the run's): the configured
+        ``batch_size``, or when it is 0 the most that fit :attr:`memory_budget` (see
+        :mod:`netviz.methods.chunking`; the same number on every run with the same config, model and device)."""
+        shape = tuple(image_shape or self.images.images.shape[1:])
+        return resolve_batch_size(self.configured_batch_size, model, shape, self.memory_budget, device=self.device)
+
+    def autocast(self) -> ContextManager:
+        """The section's ``precision`` ("fp32", or "bf16" for autocast in bfloat16) as a context for its
+        optimisation passes (see :func:`netviz.methods.common.autocast`); evaluations stay fp32."""
+        precision = self.section.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise NetvizError(f"{self.name}.precision = {precision!r} is not known; use one of {', '.join(PRECISIONS)}")
+        return autocast(self.device, precision)
+
+    @property
     def batch_size(self) -> int:
-        return int(self.section.get("batch_size", self.config["run"]["batch_size"]))
+        """Images per pass that suit every model of the section (the smallest :meth:`batch_size_for`)."""
+        if self.configured_batch_size > 0:
+            return self.configured_batch_size
+        return min(self.batch_size_for(loaded.model) for loaded in self.models().values())
 
     @property
     def model_names(self) -> list[str]:

@@ -79,8 +79,9 @@ def run(ctx: Context) -> dict:
         "tolerance_px": tolerance, "num_shown": shown, "models": {},
     }
     for name, loaded in ctx.models().items():
-        probs = predict(loaded.model, x, ctx.batch_size).cpu()
-        maps = vanilla_gradient(loaded.model, x, y, batch_size=ctx.batch_size).cpu().numpy()
+        batch_size = ctx.batch_size_for(loaded.model)
+        probs = predict(loaded.model, x, batch_size).cpu()
+        maps = vanilla_gradient(loaded.model, x, y, batch_size=batch_size).cpu().numpy()
         np.savez_compressed(ctx.results_dir / f"maps_{name}.npz", maps=maps.astype(np.float32))
         rows = image_rows(maps, probs, images.labels, images.boxes, tolerance)
         first = ctx.save_figure(plots.images_over_maps(images.images[:shown], maps[:shown], images.names[:shown]),

@@ -154,8 +154,9 @@ def _fooled(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, labels: tor
     ok = succeeded(logits.detach(), labels, targeted)
     if stored_as is None or not ok.any():
         return ok
-    with torch.no_grad():
-        ok[ok.clone()] = succeeded(model(stored_as(x.detach()[ok])), labels[ok], targeted)
+    with torch.inference_mode():  # a check only: no autograd bookkeeping
+        fooled = succeeded(model(stored_as(x.detach()[ok])), labels[ok], targeted)
+    ok[ok.clone()] = fooled
     return ok
 
 

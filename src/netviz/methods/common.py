@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
@@ -43,3 +43,25 @@ def chunked(fn: Callable[..., torch.Tensor], batch_size: int | None, *tensors: t
     if not batch_size or batch_size <= 0 or batch_size >= n:
         return fn(*tensors, **kwargs)
     return torch.cat([fn(*(t[i : i + batch_size] for t in tensors), **kwargs) for i in range(0, n, batch_size)])
+
+
+def fast_layout(images: torch.Tensor) -> torch.Tensor:
+    """The same N×C×H×W values in channels-last (NHWC) memory order, which convolutions run fastest on: oneDNN
+    on CPU (about 1.5x for SqueezeNet at batch 25 here) and cuDNN's tensor-core kernels on GPU. Values are
+    unchanged; convolution results may differ in the last bits (another summation order). Other shapes pass."""
+    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device | str, precision: str = "fp32") -> ContextManager:
+    """A context for the forward passes of a method: ``"fp32"`` does nothing; ``"bf16"`` is torch's automatic
+    mixed precision in bfloat16 on ``device``'s type (convolutions and matrix products in bf16, reductions such
+    as softmax and cross-entropy in fp32). Inputs, their gradients and everything the methods return stay
+    fp32. Fast on GPUs with bf16 units (Ampere and later); on CPUs without AVX512-BF16/AMX it is slower."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)

@@ -1,7 +1,7 @@
 """Render ``report/report.html`` (self-contained) and ``report/report.tex`` -> ``report/report.pdf``.
 
 Reads only what the experiments stored: ``results/<section>/metrics.json``, ``results/provenance.json`` and
-the figures. Rendering is skipped when nothing it reads changed: the sha256 of those inputs, of the templates,
+the figures, and ``results/bench/bench.json`` (with its figure) when ``netviz bench`` was run (an appendix). Rendering is skipped when nothing it reads changed: the sha256 of those inputs, of the templates,
 and the code of the report modules and section modules form a key stored with the outputs' hashes in
 ``report/.report-key.json`` (content hashes, never file times); it is written last, so an interrupted render
 is redone.
@@ -76,8 +76,10 @@ def load_results(root: Path) -> dict:
         path = results_root / name / "metrics.json"
         if path.exists():
             sections[name] = store.read_json(path)
+    bench_path = results_root / "bench" / "bench.json"  # `netviz bench`'s timings, when it was run: an appendix
     return {"sections": sections, "provenance": store.read_json(provenance_path),
-            "order": [s for s in SECTIONS if s in sections]}
+            "order": [s for s in SECTIONS if s in sections],
+            "bench": store.read_json(bench_path) if bench_path.exists() else None}
 
 
 def render(root: Path, fmt: Format, results: dict) -> str:
@@ -112,6 +114,9 @@ def report_parts(root: Path) -> dict:
         if (root / "results" / name / "metrics.json").exists():
             inputs.append(root / "results" / name / "metrics.json")
             inputs.extend(sorted(p for p in (root / "figures" / name).rglob("*") if p.is_file()))
+    if (root / "results" / "bench" / "bench.json").exists():
+        inputs.append(root / "results" / "bench" / "bench.json")
+        inputs.extend(sorted(p for p in (root / "figures" / "bench").rglob("*") if p.is_file()))
     for path in inputs:
         if path.exists():
             parts[f"input {path.relative_to(root).as_posix()}"] = store.hash_file(path)
