@@ -129,3 +129,20 @@ def test_loops_in_the_benchmark_do_the_same_math(tiny_model, tiny_images):
     loop = torch.cat([notebook_class_visualization(tiny_model, int(t), lr, 1e-3, 4, 0, image_size=32, blur_every=2,
                                                    max_jitter=3) for t, lr in zip(y, [1.0, 2.0, 3.0, 4.0])])
     close(loop, ours)
+
+
+def test_attacks_chunked(vgg16, small_batch):
+    from netviz.methods.adversarial import Fooling, fgsm, fooling_image, mi_fgsm, pgd, projected_gradient
+
+    x, y = small_batch
+    for attack in (fgsm(8.0), pgd(8.0, 2.0, 3, random_start=True), pgd(64.0, 16.0, 2, norm="l2"),
+                   mi_fgsm(8.0, 2.0, 3, stop_on_success=True)):
+        run = lambda size: projected_gradient(vgg16, x, y, attack, size, torch.Generator().manual_seed(0))  # noqa: E731
+        chunked_, whole = run(2), run(None)
+        close(chunked_.images, whole.images)
+        assert torch.equal(chunked_.steps, whole.steps), attack
+    spec = Fooling(lr=1.0, max_iter=3)
+    targets = torch.full((len(x),), 6)
+    chunked_, whole = fooling_image(vgg16, x, targets, spec, batch_size=2), fooling_image(vgg16, x, targets, spec)
+    close(chunked_.images, whole.images)
+    assert torch.equal(chunked_.steps, whole.steps)
