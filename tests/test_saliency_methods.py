@@ -157,6 +157,11 @@ def test_real_squeezenet_maps_equal_captum(squeezenet, course_images):
                           Saliency(squeezenet).attribute(x.clone(), target=y, abs=True).amax(1))
     assert relative_close(A.as_map(A.guided_backprop)(squeezenet, x, y),
                           captum_map(GuidedBackprop(squeezenet).attribute(x.clone(), target=y)))
+    from captum.attr import IntegratedGradients
+
+    blur = blurred(10.0)
+    assert relative_close(A.integrated_gradients(squeezenet, x, y, steps=4, baseline=blur),
+                          IntegratedGradients(squeezenet).attribute(x.clone(), baselines=blur(x), target=y, n_steps=4))
     coarse = LayerGradCam(squeezenet, squeezenet.layer()).attribute(x.clone(), target=y, relu_attributions=True)
     cam = A.grad_cam(squeezenet, x, y)
     assert coarse.shape[-2:] == (13, 13) and cam.shape == (2, 224, 224)
@@ -461,3 +466,11 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
         assert ("In the pointing game" in text) is with_boxes
         if fmt.name == "tex":
             assert "\\subsection{" in text and "\\textbackslash" not in text  # a subsection, no double escaping
+
+
+def test_perturbation_curve_without_inner_fractions_is_empty():
+    images = torch.ones(2, 3, 4, 4)
+    ranks = saliency_ranks(torch.rand(2, 4, 4))
+    out = perturbation_curve(KeptPixels([0]), images, torch.zeros_like(images), ranks, torch.tensor([0, 0]), [],
+                             "deletion")
+    assert out.shape == (2, 0)

@@ -9,10 +9,13 @@ indices; device and dtype follow the images; ``batch_size`` images per forward/b
   (:func:`grad_cam`, and :func:`as_map` of any attribution, which keeps |·| and the maximum over the colour
   channels: the lab's reduction, so every pixel-space map here is comparable with Section 1's).
 
-The computations are Captum's (Kokhlikyan et al. 2020): each call builds a fresh Captum object, runs it inside
-:func:`~netviz.methods.common.frozen_eval` (eval mode, frozen parameters, both restored afterwards) and Captum
-removes the hooks it sets before returning. Each image's result is independent of the others, so any
-``batch_size`` gives the same maps (up to float rounding).
+Integrated Gradients, Guided Backprop and Grad-CAM are Captum's (Kokhlikyan et al. 2020; Guided Backprop widened to
+ReLU6, see :func:`guided_backprop`): each call builds a fresh Captum object and runs it inside
+:func:`~netviz.methods.common.frozen_eval` (eval mode, frozen parameters, both restored afterwards), and Captum
+removes the hooks it sets before returning, even on error. The gradient is Section 1's (the same numbers as
+Captum's ``Saliency``) and SmoothGrad is written out (see :func:`smoothgrad`); the tests compare all of them with
+Captum's own output. Each image's result is independent of the others, so any ``batch_size`` gives the same maps
+(up to float rounding).
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, targets: torch.
     ("gausslegendre", or "riemann_trapezoid", "riemann_left", ...). Returns N×3×H×W, logit units: the
     attributions of an image sum to about score(x) − score(x') (completeness; the gap shrinks with ``steps``).
 
-    Each forward/backward pass holds ``batch_size`` images × steps-chunk, so memory stays that of ``batch_size``.
+    Each forward/backward pass holds about ``batch_size`` points of the paths (images × steps, Captum's
+    ``internal_batch_size``), so memory stays that of ``batch_size`` images; None runs all N × steps at once.
     """
     from captum.attr import IntegratedGradients
 

@@ -63,7 +63,7 @@ def perturbation_curve(model: nn.Module, images: torch.Tensor, substrates: torch
     """
     fractions = [float(f) for f in fractions]
     pairs = [(i, j) for i in range(len(images)) for j in range(len(fractions))]
-    step = batch_size if batch_size and batch_size > 0 else len(pairs)
+    step = batch_size if batch_size and batch_size > 0 else max(len(pairs), 1)
     out = torch.empty(len(images), len(fractions), dtype=images.dtype, device=images.device)
     with frozen_eval(model), torch.inference_mode():
         for start in range(0, len(pairs), step):
