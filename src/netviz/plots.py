@@ -126,6 +126,7 @@ def sweep_curves(iterations: Sequence[int], series: dict[str, dict[str, Sequence
     fig.tight_layout()
     return fig
 
+
 def display_scaled(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray:
     """A non-negative map scaled to [0, 1] for display: divided by its ``percentile``-th value and clipped, so a
     few extreme pixels do not turn the rest black (all-zero maps stay black)."""
