@@ -215,14 +215,24 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
         raise NetvizError(f"weights file {path} does not fit {name} ({first}); use the file made for {name}") from None
-    return LoadedModel(wrap(name, net, mean, std).to(device), str(path), sha256_file(path))
+    return LoadedModel(on_device(wrap(name, net, mean, std), device), str(path), sha256_file(path))
 
 
 def random_model(name: str, seed: int = 0, device: torch.device | str = "cpu") -> Classifier:
     """Model ``name`` with seeded random weights (tests, benchmarks, and VGG16 where its weights can't be had)."""
     torch.manual_seed(seed)
     net, mean, std = build_network(name)
-    return wrap(name, net, mean, std).to(device)
+    return on_device(wrap(name, net, mean, std), device)
+
+
+def on_device(model: Classifier, device: torch.device | str) -> Classifier:
+    """``model`` moved to ``device``; on CUDA its convolution weights also go channels-last (NHWC), the layout
+    of cuDNN's fastest kernels, matching the channels-last inputs the methods pass. CPU models keep their layout
+    (oneDNN reorders weights itself), so CPU results do not change."""
+    model = model.to(device)
+    if torch.device(device).type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def resolve_device(requested: str = "auto") -> torch.device:

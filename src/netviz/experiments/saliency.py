@@ -12,6 +12,7 @@ import torch
 from netviz import metrics, plots
 from netviz.data import imagenet_categories
 from netviz.experiments.context import Context
+from netviz.methods.common import fast_layout
 from netviz.methods.saliency import vanilla_gradient
 
 TITLE = "Saliency maps"
@@ -31,7 +32,8 @@ QUESTIONS = {
 def predict(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Softmax probabilities N×1000 for pixel-space images, batched, without autograd."""
     with torch.inference_mode():
-        return torch.cat([model(images[i : i + batch_size]).softmax(1) for i in range(0, len(images), batch_size)])
+        return torch.cat([model(fast_layout(images[i : i + batch_size])).softmax(1)
+                          for i in range(0, len(images), batch_size)])
 
 
 def image_rows(maps: np.ndarray, probs: torch.Tensor, labels: torch.Tensor, boxes: list, tolerance: float) -> list[dict]:
