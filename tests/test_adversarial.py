@@ -268,6 +268,11 @@ def test_experiment_runs_end_to_end_on_tiny_models(tmp_path, tiny_images):
     assert [r["eps"] for r in sweep["rows"]] == [1.0, 8.0]
     assert sweep["rows"][0]["success"] <= sweep["rows"][1]["success"]
     assert all(r["linf"] <= r["eps"] for r in sweep["per_image"] if r["eps"] is not None)  # integer budgets: no rounding excess
+    for r in sweep["per_image"]:
+        if r["eps"] is not None:  # every counted success is a stored file that fools the model when read back
+            stored = codecs.load_png(tmp_path / "results" / "images" / r["file"].rsplit("/", 1)[-1])
+            with torch.no_grad():
+                assert int(models["tiny_a"](codecs.from_uint8(stored[None])).argmax()) != int(y[r["index"]])
     fgsm_a = results["transfer"]["fgsm"]["tiny_a"]
     for row in fgsm_a["per_image"]:
         stored = codecs.load_png(tmp_path / "results" / "images" / row["file"].rsplit("/", 1)[-1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from functools import partial
 
 import numpy as np
 import pytest
