@@ -20,6 +20,7 @@ import ast
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 from functools import lru_cache
@@ -73,9 +74,62 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+class _AnalysisMemo:
+    """What :func:`_analyse` found for each source content (by sha256), kept on disk between processes: parsing
+    and dumping the syntax trees of the ~25 modules of a build takes about a second, most of a run where every
+    section is cached. Keyed by content and the python version (whose ``ast`` makes the fingerprint), so an entry
+    can never be stale; an unreadable file is ignored and rebuilt."""
+
+    def __init__(self):
+        self._entries: dict | None = None
+        self._dirty = False
+
+    @staticmethod
+    def path() -> Path:
+        root = os.environ.get("NETVIZ_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "netviz")
+        return Path(root) / f"code-analysis-py{sys.version_info[0]}{sys.version_info[1]}.json"
+
+    def _load(self) -> dict:
+        if self._entries is None:
+            try:
+                self._entries = json.loads(self.path().read_text())
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def get(self, key: str) -> tuple[frozenset[str], str] | None:
+        entry = self._load().get(key)
+        return (frozenset(entry[0]), entry[1]) if entry else None
+
+    def put(self, key: str, imports: frozenset[str], fingerprint: str) -> None:
+        self._load()[key] = [sorted(imports), fingerprint]
+        path = self.path()
+        try:  # written at once (atomically); another process writing too at worst drops an entry, recomputed later
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._entries))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
+_MEMO = _AnalysisMemo()
+
+
 @lru_cache(maxsize=256)
 def _analyse(path: Path, source: bytes) -> tuple[frozenset[str], str]:
     """Parse a module once per content: the names it imports (see :func:`_imports`) and its code fingerprint."""
+    key = hashlib.sha256(source).hexdigest()
+    known = _MEMO.get(key)
+    if known is not None:
+        return known
+    found, fingerprint = _parse(path, source)
+    _MEMO.put(key, found, fingerprint)
+    return found, fingerprint
+
+
+def _parse(path: Path, source: bytes) -> tuple[frozenset[str], str]:
     tree = ast.parse(source, filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):

@@ -104,9 +104,10 @@ class Context:
         import matplotlib.pyplot as plt
 
         from netviz.panels import panel_boxes, png_size
+        from netviz.plots import png_bytes
 
         target = self.figures_dir / filename
-        fig.savefig(target, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        target.write_bytes(png_bytes(fig, dpi))
         path = f"{self.figure_prefix}/{filename}"
         self.panels[path] = panel_boxes(fig, png_size(target))
         plt.close(fig)
