@@ -376,7 +376,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
     warnings.filterwarnings("ignore", message="(Setting backward hooks on ReLU|.*did not already require gradients)")
     s, seed = b.config["saliency_methods"], int(b.config["run"]["seed"])
     x = fast_layout(b.images)
-    k = int(b.settings["map_images"]) or len(x)  # the maps cost 21 gradient passes per image: a subset is timed
+    k = int(b.settings["map_images"]) or len(x)  # the maps cost many gradient passes per image (below): a subset is timed
     xm, images_m = x[:k], b.images[:k]
     methods = standard_methods(s["smoothgrad_sigma"], int(s["smoothgrad_samples"]), int(s["ig_steps"]),
                                s["ig_blur_sigma"], seed)
