@@ -86,3 +86,58 @@ def test_device_resolution():
             models.resolve_device("cuda")
     with pytest.raises(NetvizError, match="unknown device"):
         models.resolve_device("tpu9")
+
+
+def _unfolded_and_folded(name, net):
+    import copy
+
+    return models.wrap(name, copy.deepcopy(net), fold=False), models.wrap(name, net)
+
+
+def _assert_same_function(plain, folded, x, targets):
+    """Logits and input gradients of the folded model equal the plain one's up to float rounding."""
+    x = x.clone().requires_grad_(True)
+    logits_plain = plain(x)
+    (grad_plain,) = torch.autograd.grad(logits_plain.gather(1, targets[:, None]).sum(), x)
+    logits_folded = folded(x)
+    (grad_folded,) = torch.autograd.grad(logits_folded.gather(1, targets[:, None]).sum(), x)
+    scale = float(logits_plain.detach().abs().max())
+    torch.testing.assert_close(logits_folded, logits_plain, atol=1e-4 * scale, rtol=0)
+    # a gradient passes through thousands of ReLU/ReLU6 gates; the few units sitting within rounding of a kink can
+    # flip, so gradients are compared as a whole (relative L2 error), not element by element
+    error = float((grad_folded - grad_plain).norm() / grad_plain.norm())
+    assert error < 2e-3, f"input gradients moved by {error:.2e} (relative L2)"
+    assert torch.equal(logits_folded.argmax(1), logits_plain.argmax(1))
+
+
+def test_batchnorm_folding_keeps_efficientnet_lite0_the_same_function(course_images):
+    net, _, _ = models.build_network("efficientnet_lite0")
+    state = torch.load(models.resolve_weights("efficientnet_lite0", {}), map_location="cpu", weights_only=True)
+    net.load_state_dict(models._lite0_state_dict(state), strict=True)
+    plain, folded = _unfolded_and_folded("efficientnet_lite0", net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 49
+    x = course_images.images[:4]
+    _assert_same_function(plain, folded, x, course_images.labels[:4])
+    # Grad-CAM's layer still exists and gives the same activations (batch norm + ReLU6 before, ReLU6 after folding)
+    seen = {}
+    for key, model in (("plain", plain), ("folded", folded)):
+        handle = model.layer().register_forward_hook(lambda m, i, o, key=key: seen.__setitem__(key, o.detach()))
+        with torch.inference_mode():
+            model(x)
+        handle.remove()
+    torch.testing.assert_close(seen["folded"], seen["plain"], atol=1e-4 * float(seen["plain"].abs().max()), rtol=0)
+
+
+def test_batchnorm_folding_in_torchvision_sequential_blocks():
+    torch.manual_seed(0)
+    net, _, _ = models.build_network("mobilenet_v3_small")
+    for module in net.modules():  # trained-looking statistics, so that folding has something to fold
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    plain, folded = _unfolded_and_folded("mobilenet_v3_small", net)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) == 0
+    _assert_same_function(plain, folded, torch.rand(2, 3, 64, 64), torch.tensor([3, 7]))

@@ -26,14 +26,16 @@ def png_bytes(fig, dpi: int = 110) -> bytes:
 
     from PIL import Image
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    with Image.open(io.BytesIO(buffer.getvalue())) as image:
-        if image.mode != "RGBA" or image.getchannel("A").getextrema() != (255, 255):
-            return buffer.getvalue()
-        rgb = io.BytesIO()
-        image.convert("RGB").save(rgb, format="png")
-    return rgb.getvalue()
+    buffer = io.BytesIO()  # matplotlib's PNG, uncompressed (it is decoded at once): one compression pass, not two
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None},
+                pil_kwargs={"compress_level": 0})
+    with Image.open(buffer) as image:
+        image.load()
+        if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
+            image = image.convert("RGB")
+        out = io.BytesIO()
+        image.save(out, format="png")
+    return out.getvalue()
 
 
 def to_hwc(image) -> np.ndarray:
