@@ -88,6 +88,24 @@ def test_batched_sweep_equals_one_by_one(tiny_model):
     assert (batched.images[1] - batched.images[2]).abs().max() > 1e-2
 
 
+def test_noise_and_photo_starts_in_one_batch_equal_separate_runs(tiny_model):
+    photos = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    settings = dict(TINY, snapshots=[0, 6, 12])
+    noise = class_visualization(tiny_model, None, torch.tensor([1, 2, 3]), seeds=[0, 1, 2], learning_rate=[1.0, 2.0, 3.0],
+                                **settings)
+    started = class_visualization(tiny_model, photos, torch.tensor([4, 5]), seeds=[3, 4], learning_rate=2.0, **settings)
+    starts = torch.cat([torch.zeros(3, 3, SIZE, SIZE), photos])
+    both = class_visualization(tiny_model, starts, torch.tensor([1, 2, 3, 4, 5]), from_noise=[True] * 3 + [False] * 2,
+                               seeds=[0, 1, 2, 3, 4], learning_rate=[1.0, 2.0, 3.0, 2.0, 2.0], **settings)
+    for part, alone in ((both.rows(slice(0, 3)), noise), (both.rows(slice(3, None)), started)):
+        torch.testing.assert_close(part.images, alone.images, atol=1e-5, rtol=0)
+        torch.testing.assert_close(part.objective, alone.objective, atol=1e-4, rtol=1e-5)
+        for k in (0, 6, 12):
+            torch.testing.assert_close(part.snapshots[k], alone.snapshots[k], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="from_noise"):
+        class_visualization(tiny_model, starts, torch.tensor([1, 2, 3, 4, 5]), from_noise=[True], **TINY)
+
+
 def test_start_from_images_and_restore_model_state(tiny_model):
     images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
     tiny_model.train()

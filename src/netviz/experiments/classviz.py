@@ -152,17 +152,19 @@ def run(ctx: Context) -> dict:
         # one batch: every image has its own target, learning rate and λ; all share the run's seed, so they start
         # from the same noise and see the same jitter: differences come from the settings alone
         settings["batch_size"] = ctx.batch_size_for(model)  # images per pass for this model (automatic by default)
+        start_index = [s["start_image"], s["own_class_image"]]
+        start_targets = [cfg["start_target"], int(images.labels[s["own_class_image"]])]
+        # the photo starts (Q10) join the same batch: fewer, fuller passes; rows stay independent
+        starts = torch.cat([torch.zeros(len(jobs), *real.shape[1:]), real[start_index]]).to(ctx.device)
         with ctx.autocast():  # precision = "bf16": the optimisation's passes in bfloat16; the scoring below stays fp32
-            noise = class_visualization(
-                model, None, torch.tensor([j.target for j in jobs], device=ctx.device), seeds=ctx.seed,
-                learning_rate=[j.learning_rate for j in jobs], l2_reg=[j.l2_reg for j in jobs],
-                progress=progress_bar(f"classviz {name}: {len(jobs)} images from noise"), **settings)
-            start_index = [s["start_image"], s["own_class_image"]]
-            start_targets = [cfg["start_target"], int(images.labels[s["own_class_image"]])]
-            from_real = class_visualization(
-                model, real[start_index].to(ctx.device), torch.tensor(start_targets, device=ctx.device), seeds=ctx.seed,
-                learning_rate=s["learning_rate"], l2_reg=s["l2_reg"],
-                progress=progress_bar(f"classviz {name}: {len(start_index)} images from photographs"), **settings)
+            both = class_visualization(
+                model, starts, torch.tensor([j.target for j in jobs] + start_targets, device=ctx.device),
+                from_noise=[True] * len(jobs) + [False] * len(start_index), seeds=ctx.seed,
+                learning_rate=[j.learning_rate for j in jobs] + [s["learning_rate"]] * len(start_index),
+                l2_reg=[j.l2_reg for j in jobs] + [s["l2_reg"]] * len(start_index),
+                progress=progress_bar(f"classviz {name}: {len(jobs)} images from noise, "
+                                      f"{len(start_index)} from photographs"), **settings)
+        noise, from_real = both.rows(slice(0, len(jobs))), both.rows(slice(len(jobs), None))
         wall = time.perf_counter() - started
         ctx.log(f"{name}: {len(jobs)} images from noise, {len(start_index)} from photographs, "
                 f"{s['num_iterations']} steps, {wall:.1f} s")

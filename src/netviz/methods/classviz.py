@@ -186,6 +186,11 @@ class Visualization:
     snapshots: dict[int, torch.Tensor]
     objective: torch.Tensor
 
+    def rows(self, index: slice | Sequence[int]) -> "Visualization":
+        """The same result for a subset of the images (e.g. the noise starts and the photo starts of one batch)."""
+        return Visualization(self.images[index], {k: v[index] for k, v in self.snapshots.items()},
+                             self.objective[:, index])
+
 
 def _per_image(value: float | Sequence[float] | torch.Tensor, n: int, name: str) -> torch.Tensor:
     tensor = torch.as_tensor(value, dtype=torch.float32).flatten()
@@ -197,6 +202,7 @@ def _per_image(value: float | Sequence[float] | torch.Tensor, n: int, name: str)
 
 
 def class_visualization(model, images: torch.Tensor | None, targets: torch.Tensor, *,
+                        from_noise: torch.Tensor | Sequence[bool] | None = None,
                         seeds: int | Sequence[int] | torch.Tensor = 0,
                         learning_rate: float | Sequence[float] | torch.Tensor = 5.0,
                         l2_reg: float | Sequence[float] | torch.Tensor = 1e-3,
@@ -209,6 +215,8 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
     model: a :class:`~netviz.models.Classifier` (uses ``.net``, ``.normalize``, ``.denormalize``).
     images: N×3×H×W start in pixel space [0, 1], or None to start from seeded standard normal noise in normalized
     space (the lab's start; N = len(targets), H = W = ``image_size``). targets: N class indices.
+    from_noise: N booleans, rows that start from seeded noise although ``images`` is given (their image rows are
+    ignored): noise and photo starts then share one batch. None: every row starts from noise iff ``images`` is None.
     seeds, learning_rate, l2_reg: one value for all images or one per image (N). Each image's seed drives its own
     noise and jitter stream. Defaults are the course's (λ 1e-3, lr 5, 200 steps, blur σ 0.5 every 10, jitter 16);
     CS231n's are lr 25 and 100 steps. snapshots: iterations (0..num_iterations) whose images to keep.
@@ -219,6 +227,9 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
     seeds_t = _per_image(seeds, n, "seeds").long()
     rates, lambdas = _per_image(learning_rate, n, "learning_rate"), _per_image(l2_reg, n, "l2_reg")
     wanted = sorted({int(s) for s in snapshots if 0 <= int(s) <= num_iterations})
+    noise_rows = torch.zeros(n, dtype=torch.bool) if from_noise is None else torch.as_tensor(from_noise, dtype=torch.bool).cpu()
+    if len(noise_rows) != n:
+        raise ValueError(f"from_noise has {len(noise_rows)} values for {n} images")
     low, high = pixel_range(model)
     transforms = [clamp_to(low, high), blur_every(blur_every_steps, blur_sigma)]
     chunk = batch_size if batch_size and batch_size > 0 else n
@@ -232,6 +243,13 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
             else:
                 z = model.normalize(images[part])
                 generators = [torch.Generator().manual_seed(int(s)) for s in seeds_t[part]]
+                rows = noise_rows[part].nonzero().flatten().tolist()
+                if rows:  # the same noise and jitter streams as an all-noise call with these seeds
+                    z = z.clone()
+                    noise, noise_generators = seeded_noise([int(seeds_t[part][r]) for r in rows], tuple(z.shape[1:]))
+                    z[rows] = noise.to(z)
+                    for r, generator in zip(rows, noise_generators):
+                        generators[r] = generator
             y = targets[part].to(device)
             objective = class_score(y) - lambdas[part].to(device) * squared_norm()
             result = gradient_ascent(model.net, z, objective, rates[part].to(device), num_iterations, transforms,
