@@ -37,7 +37,7 @@ def bench_root(tmp_path_factory):
     torch.manual_seed(0)
     model = wrap("tiny", TinyNet(classes=1000))
     log: list[str] = []
-    results = run_bench(config, root, log=log.append, images=tiny_images(), load=lambda name: model)
+    results = run_bench(config, root, log=log.append, images=tiny_images(), load=lambda name, fold=True: model)
     return root, results, log
 
 

@@ -201,8 +201,9 @@ class Bench:
     device: torch.device
     images: torch.Tensor
     labels: torch.Tensor
-    load: Callable[[str], torch.nn.Module]
+    load: Callable[..., torch.nn.Module]  # load(name, fold=True)
     models_cache: dict = field(default_factory=dict)
+    plain_cache: dict = field(default_factory=dict)
 
     @property
     def settings(self) -> dict:
@@ -212,6 +213,20 @@ class Bench:
         if name not in self.models_cache:
             self.models_cache[name] = self.load(name)
         return self.models_cache[name]
+
+    def plain(self, name: str):
+        """The model as a notebook or a library user has it: the same weights, batch norms not folded (netviz folds
+        them, see :func:`netviz.models.fold_batchnorm`; that speed-up is part of what is measured). Without batch
+        norms to fold it is the model itself."""
+        if name not in self.plain_cache:
+            self.plain_cache[name] = self.load(name, fold=False) if self._has_batchnorm(name) else self.model(name)
+        return self.plain_cache[name]
+
+    def _has_batchnorm(self, name: str) -> bool:
+        from netviz.models import build_network
+
+        net, _, _ = build_network(name)
+        return any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
 
     def models(self, section: str) -> dict:
         return {name: self.model(name) for name in section_models(self.config, section)}
@@ -240,10 +255,10 @@ def saliency_workloads(b: Bench) -> Iterator[Workload]:
         size = b.batch_size("saliency", model)
         yield Workload("saliency", "vanilla gradient", name, len(x), "image", [
             Variant("netviz", "batched", lambda m=model, s=size: vanilla_gradient(m, x, y, batch_size=s), batch_size=size),
-            Variant("loop", "loop", lambda m=model: notebook_saliency(m, x, y),
-                    warmup=lambda m=model: notebook_saliency(m, x[:1], y[:1]), batch_size=1),
-            Variant("captum", "library", lambda m=model: captum_saliency(m, x, y),
-                    warmup=lambda m=model: captum_saliency(m, x[:2], y[:2]), batch_size=len(x)),
+            Variant("loop", "loop", lambda m=b.plain(name): notebook_saliency(m, x, y),
+                    warmup=lambda m=b.plain(name): notebook_saliency(m, x[:1], y[:1]), batch_size=1),
+            Variant("captum", "library", lambda m=b.plain(name): captum_saliency(m, x, y),
+                    warmup=lambda m=b.plain(name): captum_saliency(m, x[:2], y[:2]), batch_size=len(x)),
         ])
 
 
@@ -304,13 +319,13 @@ def classviz_workloads(b: Bench) -> Iterator[Workload]:
         def batched(m=model, t=targets, r=rates, l2=lambdas, bs=size):
             return class_visualization(m, None, t, seeds=seed, learning_rate=r, l2_reg=l2, batch_size=bs, **common).images
 
-        def loop(m=model, js=jobs, k=None):
+        def loop(m=b.plain(name), js=jobs, k=None):
             return torch.cat([notebook_class_visualization(m, c, lr, l2, **{**loop_common, "steps": k or steps})
                               for c, lr, l2 in js])
 
         yield Workload("classviz", "from noise", name, len(jobs) * steps, "image-step", [
             Variant("netviz", "batched", batched, batch_size=size),
-            Variant("loop", "loop", loop, warmup=lambda m=model, js=jobs: loop(m, js[:1], 1), batch_size=1)])
+            Variant("loop", "loop", loop, warmup=lambda js=jobs: loop(js=js[:1], k=1), batch_size=1)])
         starts = [s["start_image"], s["own_class_image"]]
         photos = b.images[starts]
         photo_targets = torch.tensor([class_index(s["start_target"]), int(b.labels[s["own_class_image"]])], device=b.device)
@@ -319,14 +334,14 @@ def classviz_workloads(b: Bench) -> Iterator[Workload]:
             return class_visualization(m, photos, photo_targets, seeds=seed, learning_rate=s["learning_rate"],
                                        l2_reg=s["l2_reg"], batch_size=bs, **common).images
 
-        def loop_photos(m=model, k=None):
+        def loop_photos(m=b.plain(name), k=None):
             return torch.cat([notebook_class_visualization(m, int(c), s["learning_rate"], s["l2_reg"], start=x,
                                                            **{**loop_common, "steps": k or steps})
                               for x, c in zip(photos, photo_targets)])
 
         yield Workload("classviz", "from photographs", name, len(starts) * steps, "image-step", [
             Variant("netviz", "batched", batched_photos, batch_size=size),
-            Variant("loop", "loop", loop_photos, warmup=lambda m=model: loop_photos(m, 1), batch_size=1)])
+            Variant("loop", "loop", loop_photos, warmup=lambda: loop_photos(k=1), batch_size=1)])
 
 
 def notebook_attributions(model, images: torch.Tensor, targets: torch.Tensor, settings: dict,
@@ -397,10 +412,10 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
 
         yield Workload("saliency_methods", f"six maps ({k} images)", name, passes * k // len(x), "image-pass", [
             Variant("netviz", "batched", ours, batch_size=size),
-            Variant("loop", "loop", lambda m=model, t=tm: notebook_attributions(m, images_m, t, s),
-                    warmup=lambda m=model, t=tm: notebook_attributions(m, images_m[:1], t[:1], s), batch_size=1),
-            Variant("captum", "library", lambda m=model, t=tm, bs=size: notebook_attributions(m, images_m, t, s, bs),
-                    warmup=lambda m=model, t=tm, bs=size: notebook_attributions(m, images_m[:1], t[:1], s, bs),
+            Variant("loop", "loop", lambda m=b.plain(name), t=tm: notebook_attributions(m, images_m, t, s),
+                    warmup=lambda m=b.plain(name), t=tm: notebook_attributions(m, images_m[:1], t[:1], s), batch_size=1),
+            Variant("captum", "library", lambda m=b.plain(name), t=tm, bs=size: notebook_attributions(m, images_m, t, s, bs),
+                    warmup=lambda m=b.plain(name), t=tm, bs=size: notebook_attributions(m, images_m[:1], t[:1], s, bs),
                     batch_size=size),
         ], same_random=False, note="SmoothGrad noise differs between variants")
         ranks = saliency_ranks(vanilla_gradient(model, x, targets, batch_size=size), seed=seed)
@@ -410,7 +425,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
             return torch.stack([perturbation_curve(m, x, substrates, r, t, fractions, mode, bs)
                                 for mode in ("deletion", "insertion")])
 
-        def loop_curves(m=model, t=targets, r=ranks, k=None):
+        def loop_curves(m=b.plain(name), t=targets, r=ranks, k=None):
             rows = range(k or len(x))
             return torch.stack([torch.cat([perturbation_curve(m, b.images[i : i + 1], substrates[i : i + 1], r[i : i + 1],
                                                               t[i : i + 1], [f], mode) for f in fractions], dim=1)
@@ -419,7 +434,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
         yield Workload("saliency_methods", "deletion/insertion (one method)", name, 2 * len(x) * len(fractions),
                        "image-pass", [
             Variant("netviz", "batched", curves, batch_size=size),
-            Variant("loop", "loop", loop_curves, warmup=lambda m=model: loop_curves(m, k=1), batch_size=1),
+            Variant("loop", "loop", loop_curves, warmup=lambda: loop_curves(k=1), batch_size=1),
         ])
 
 
@@ -491,8 +506,8 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
         yield Workload("adversarial", f"fooling image (≤ {spec.max_iter} steps)", name, len(fooling_idx), "image", [
             Variant("netviz", "batched", lambda w=wrapped, bs=size: fooling_image(w, xf, tf, spec, batch_size=bs).images,
                     batch_size=size),
-            Variant("loop", "loop", lambda m=model: notebook_fooling(m, xf, tf, spec.lr, spec.max_iter),
-                    warmup=lambda m=model: notebook_fooling(m, xf[:1], tf[:1], spec.lr, 1), batch_size=1),
+            Variant("loop", "loop", lambda m=b.plain(name): notebook_fooling(m, xf, tf, spec.lr, spec.max_iter),
+                    warmup=lambda m=b.plain(name): notebook_fooling(m, xf[:1], tf[:1], spec.lr, 1), batch_size=1),
         ])
         for attack_name in s["transfer_attacks"]:
             if attack_name == "pgd_l2":
@@ -508,7 +523,7 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
             def ours(w=wrapped, a=attack, bs=size):
                 return projected_gradient(w, xt, yt, a, bs, torch.Generator(device=b.device).manual_seed(seed)).images
 
-            def loop(m=model, a=attack, k=None):
+            def loop(m=b.plain(name), a=attack, k=None):
                 return notebook_attack(m, xt[:k], yt[:k], levels(a.eps), levels(a.alpha), a.steps, a.momentum,
                                        a.random_start, torch.Generator(device=b.device).manual_seed(seed))
 
@@ -516,9 +531,9 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
             yield Workload("adversarial", f"{task} (ε {attack.eps:g}, {attack.steps} steps)", name,
                            len(transfer_idx) * attack.steps, "image-step", [
                 Variant("netviz", "batched", ours, batch_size=size),
-                Variant("loop", "loop", loop, warmup=lambda m=model, a=attack: loop(m, a, 1), batch_size=1),
-                Variant("torchattacks", "library", lambda m=model, make=library: make(m)(xt, yt),
-                        warmup=lambda m=model, make=library: make(m)(xt[:2], yt[:2]), batch_size=len(xt)),
+                Variant("loop", "loop", loop, warmup=lambda a=attack: loop(a=a, k=1), batch_size=1),
+                Variant("torchattacks", "library", lambda m=b.plain(name), make=library: make(m)(xt, yt),
+                        warmup=lambda m=b.plain(name), make=library: make(m)(xt[:2], yt[:2]), batch_size=len(xt)),
             ], same_random=not attack.random_start, note="random starts differ" if attack.random_start else "")
 
 
@@ -534,6 +549,15 @@ WORKLOADS: dict[str, Callable[[Bench], Iterator[Workload]]] = {
 # --- memory: peak of gradient passes under a budget, each in a fresh process ------------------------------------
 
 def _peak_rss() -> int:
+    """This process's peak resident set in bytes. On Linux from /proc/self/status (VmHWM, the peak of this
+    process's own memory map): ``getrusage``'s ru_maxrss also counts the parent's resident set at the fork that
+    started it (the kernel carries the high-water mark across exec), which would hide the child's own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -806,7 +830,8 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     started = time.perf_counter()
     images = images if images is not None else load_images(config["run"])
     n = int(settings["images"]) or len(images)
-    load = load or (lambda name: load_model(name, config["models"]["weights"], config["run"]["data_dir"], device).model)
+    load = load or (lambda name, fold=True: load_model(name, config["models"]["weights"], config["run"]["data_dir"], device,
+                                                       fold=fold).model)
     b = Bench(config, device, images.images[:n].to(device), images.labels[:n].to(device), load)
     torch.manual_seed(int(config["run"]["seed"]))
     rows = []

@@ -252,8 +252,9 @@ def wrap(name: str, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD, fold: 
 
 
 def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str = "",
-               device: torch.device | str = "cpu") -> LoadedModel:
-    """Load pretrained model ``name`` on ``device``. See the module docstring for where weights come from."""
+               device: torch.device | str = "cpu", fold: bool = True) -> LoadedModel:
+    """Load pretrained model ``name`` on ``device``. See the module docstring for where weights come from.
+    ``fold``: fold batch norms into their convolutions (see :func:`wrap`)."""
     path = resolve_weights(name, explicit or {}, data_dir)
     net, mean, std = build_network(name)
     try:
@@ -267,7 +268,7 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
         raise NetvizError(f"weights file {path} does not fit {name} ({first}); use the file made for {name}") from None
-    return LoadedModel(on_device(wrap(name, net, mean, std), device), str(path), sha256_file(path))
+    return LoadedModel(on_device(wrap(name, net, mean, std, fold=fold), device), str(path), sha256_file(path))
 
 
 def random_model(name: str, seed: int = 0, device: torch.device | str = "cpu") -> Classifier:
