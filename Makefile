@@ -52,7 +52,7 @@ expected: $(INSTALLED)
 	$(BIN)/python -m netviz run --config config/offline.toml --device cpu
 	$(BIN)/python -m netviz expected --out expected/offline
 
-# Time each experiment's work (batched vs per-image loop vs Captum/torchattacks), a few minutes on 2 CPU cores; writes
+# Time each experiment's work (batched vs per-image loop vs Captum/torchattacks), about 6 minutes on 2 CPU cores; writes
 # results/bench/ and figures/bench/, which the next `make report` shows as an appendix. Not part of `make`.
 bench: $(INSTALLED)
 	$(BIN)/python -m netviz bench $(RUN_ARGS)

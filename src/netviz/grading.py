@@ -587,7 +587,7 @@ def write_html(result: Grade, path: Path) -> Path:
         result=result, rows=summary_rows(result), figures=figures,
         failed_metrics=[c for c in result.checks if c.kind == "metric" and not c.passed],
         metric_count=sum(c.kind == "metric" for c in result.checks),
-        expected_root=str(result.expected_root), actual_root=str(result.actual_root),
+        expected_root=str(result.expected_root), actual_root=str(Path(result.actual_root).resolve()),
         created=time.strftime("%Y-%m-%d %H:%M"))
     store.write_text_atomic(Path(path), html)
     return Path(path)
