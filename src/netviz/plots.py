@@ -99,13 +99,10 @@ def image_grid(rows: Sequence[Sequence], titles: Sequence[Sequence[str]] | None 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + (0.5 if row_labels else 0), (cell + 0.3) * n_rows + 0.3),
                              squeeze=False)
+    frameless(axes)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
             image = row[c] if c < len(row) else None
             if image is None:
                 continue
@@ -155,26 +152,42 @@ def display_scaled(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray
     return np.clip(saliency / top, 0, 1) if top > 0 else np.zeros_like(saliency, dtype=float)
 
 
-def method_grid(images: Sequence, maps: dict[str, Sequence[np.ndarray]], titles: Sequence[str],
-                boxes: Sequence | None = None, cmap: str = "hot", percentile: float = 99.5):
-    """Images down the rows, one column per method: the image (with its ``boxes``) then each method's map,
-    every map shown with :func:`display_scaled`."""
-    n, names = len(images), list(maps)
-    fig, axes = plt.subplots(n, 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * n), squeeze=False)
-    for ax in axes.flat:
+def frameless(axes) -> None:
+    """Image panels: no ticks and no frame on each of ``axes`` (one axes or an array of them)."""
+    for ax in np.ravel(axes):
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
-    for i in range(n):
+
+
+def _method_columns(n_rows: int, names: Sequence[str]):
+    """The frame of :func:`method_grid` and :func:`randomization_examples`: ``n_rows`` rows of an image column
+    then one column per method, frameless, titled on the first row. Returns (figure, n_rows × (1 + methods) axes)."""
+    fig, axes = plt.subplots(n_rows, 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * n_rows), squeeze=False)
+    frameless(axes)
+    for j, name in enumerate(["image", *names]):
+        axes[0, j].set_title(name)
+    return fig, axes
+
+
+def _show_maps(ax_row, maps: dict[str, Sequence[np.ndarray]], index: int, cmap: str, percentile: float) -> None:
+    """Map ``index`` of each method in ``ax_row[1:]`` (method order), scaled by :func:`display_scaled`."""
+    for ax, name in zip(ax_row[1:], maps):
+        ax.imshow(display_scaled(maps[name][index], percentile), cmap=cmap, vmin=0, vmax=1)
+
+
+def method_grid(images: Sequence, maps: dict[str, Sequence[np.ndarray]], titles: Sequence[str],
+                boxes: Sequence | None = None, cmap: str = "hot", percentile: float = 99.5):
+    """Images down the rows, one column per method: the image (with its ``boxes``) then each method's map,
+    every map shown with :func:`display_scaled`."""
+    fig, axes = _method_columns(len(images), list(maps))
+    for i in range(len(images)):
         axes[i, 0].imshow(to_hwc(images[i]))
         axes[i, 0].set_ylabel("\n".join(short(line, 18) for line in titles[i].split("\n")), fontsize=7)
         if boxes is not None:
             draw_boxes(axes[i, 0], boxes[i])
-        for j, name in enumerate(names, start=1):
-            axes[i, j].imshow(display_scaled(maps[name][i], percentile), cmap=cmap, vmin=0, vmax=1)
-    for j, name in enumerate(["image", *names]):
-        axes[0, j].set_title(name)
+        _show_maps(axes[i], maps, i, cmap, percentile)
     fig.tight_layout(pad=0.3)
     return fig
 
@@ -312,23 +325,13 @@ def randomization_examples(image, maps: dict[str, Sequence[np.ndarray]], stage_l
                            cmap: str = "hot", percentile: float = 99.5):
     """One image's maps as the model is randomised: the stages down the rows (the first row is the original
     model), the image then one column per method, as in :func:`method_grid`; maps shown with :func:`display_scaled`."""
-    names = list(maps)
-    fig, axes = plt.subplots(len(stage_labels), 1 + len(names), figsize=(1.35 * (1 + len(names)), 1.4 * len(stage_labels)),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+    fig, axes = _method_columns(len(stage_labels), list(maps))
     axes[0, 0].imshow(to_hwc(image))
     for row, label in enumerate(stage_labels):
         if row:
             axes[row, 0].axis("off")
         axes[row, 1].set_ylabel(label, fontsize=7)
-        for j, name in enumerate(names, start=1):
-            axes[row, j].imshow(display_scaled(maps[name][row], percentile), cmap=cmap, vmin=0, vmax=1)
-    for j, name in enumerate(["image", *names]):
-        axes[0, j].set_title(name)
+        _show_maps(axes[row], maps, row, cmap, percentile)
     fig.tight_layout(pad=0.3)
     return fig
 
