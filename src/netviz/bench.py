@@ -219,14 +219,9 @@ class Bench:
         them, see :func:`netviz.models.fold_batchnorm`; that speed-up is part of what is measured). Without batch
         norms to fold it is the model itself."""
         if name not in self.plain_cache:
-            self.plain_cache[name] = self.load(name, fold=False) if self._has_batchnorm(name) else self.model(name)
+            folded = self.model(name)
+            self.plain_cache[name] = self.load(name, fold=False) if folded.folded_batchnorms else folded
         return self.plain_cache[name]
-
-    def _has_batchnorm(self, name: str) -> bool:
-        from netviz.models import build_network
-
-        net, _, _ = build_network(name)
-        return any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
 
     def models(self, section: str) -> dict:
         return {name: self.model(name) for name in section_models(self.config, section)}
@@ -252,13 +247,14 @@ def saliency_workloads(b: Bench) -> Iterator[Workload]:
 
     x, y = b.images, b.labels
     for name, model in b.models("saliency").items():
+        plain = b.plain(name)
         size = b.batch_size("saliency", model)
         yield Workload("saliency", "vanilla gradient", name, len(x), "image", [
             Variant("netviz", "batched", lambda m=model, s=size: vanilla_gradient(m, x, y, batch_size=s), batch_size=size),
-            Variant("loop", "loop", lambda m=b.plain(name): notebook_saliency(m, x, y),
-                    warmup=lambda m=b.plain(name): notebook_saliency(m, x[:1], y[:1]), batch_size=1),
-            Variant("captum", "library", lambda m=b.plain(name): captum_saliency(m, x, y),
-                    warmup=lambda m=b.plain(name): captum_saliency(m, x[:2], y[:2]), batch_size=len(x)),
+            Variant("loop", "loop", lambda m=plain: notebook_saliency(m, x, y),
+                    warmup=lambda m=plain: notebook_saliency(m, x[:1], y[:1]), batch_size=1),
+            Variant("captum", "library", lambda m=plain: captum_saliency(m, x, y),
+                    warmup=lambda m=plain: captum_saliency(m, x[:2], y[:2]), batch_size=len(x)),
         ])
 
 
@@ -305,7 +301,7 @@ def classviz_workloads(b: Bench) -> Iterator[Workload]:
     loop_common = dict(steps=steps, seed=seed, blur_every=s["blur_every"], blur_sigma=s["blur_sigma"],
                        max_jitter=s["max_jitter"], image_size=pixels)
     for name in names:
-        model = b.model(name)
+        model, plain = b.model(name), b.plain(name)
         size = b.batch_size("classviz", model)
         classes = [class_index(s["target"])] + [class_index(c) for c in (s["gallery"] if name == names[0] else s["other_gallery"])]
         jobs = [(c, s["learning_rate"], s["l2_reg"]) for c in dict.fromkeys(classes)]
@@ -319,7 +315,7 @@ def classviz_workloads(b: Bench) -> Iterator[Workload]:
         def batched(m=model, t=targets, r=rates, l2=lambdas, bs=size):
             return class_visualization(m, None, t, seeds=seed, learning_rate=r, l2_reg=l2, batch_size=bs, **common).images
 
-        def loop(m=b.plain(name), js=jobs, k=None):
+        def loop(m=plain, js=jobs, k=None):
             return torch.cat([notebook_class_visualization(m, c, lr, l2, **{**loop_common, "steps": k or steps})
                               for c, lr, l2 in js])
 
@@ -334,7 +330,7 @@ def classviz_workloads(b: Bench) -> Iterator[Workload]:
             return class_visualization(m, photos, photo_targets, seeds=seed, learning_rate=s["learning_rate"],
                                        l2_reg=s["l2_reg"], batch_size=bs, **common).images
 
-        def loop_photos(m=b.plain(name), k=None):
+        def loop_photos(m=plain, k=None):
             return torch.cat([notebook_class_visualization(m, int(c), s["learning_rate"], s["l2_reg"], start=x,
                                                            **{**loop_common, "steps": k or steps})
                               for x, c in zip(photos, photo_targets)])
@@ -400,6 +396,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
     power = {"uniform": 1, "quadratic": 2}[s["perturbation_spacing"]]
     fractions = [(k / steps) ** power for k in range(1, steps)]
     for name, model in b.models("saliency_methods").items():
+        plain = b.plain(name)
         size = b.batch_size("saliency_methods", model)
         with torch.inference_mode():
             logits = model(x)
@@ -412,10 +409,10 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
 
         yield Workload("saliency_methods", f"six maps ({k} images)", name, passes * k // len(x), "image-pass", [
             Variant("netviz", "batched", ours, batch_size=size),
-            Variant("loop", "loop", lambda m=b.plain(name), t=tm: notebook_attributions(m, images_m, t, s),
-                    warmup=lambda m=b.plain(name), t=tm: notebook_attributions(m, images_m[:1], t[:1], s), batch_size=1),
-            Variant("captum", "library", lambda m=b.plain(name), t=tm, bs=size: notebook_attributions(m, images_m, t, s, bs),
-                    warmup=lambda m=b.plain(name), t=tm, bs=size: notebook_attributions(m, images_m[:1], t[:1], s, bs),
+            Variant("loop", "loop", lambda m=plain, t=tm: notebook_attributions(m, images_m, t, s),
+                    warmup=lambda m=plain, t=tm: notebook_attributions(m, images_m[:1], t[:1], s), batch_size=1),
+            Variant("captum", "library", lambda m=plain, t=tm, bs=size: notebook_attributions(m, images_m, t, s, bs),
+                    warmup=lambda m=plain, t=tm, bs=size: notebook_attributions(m, images_m[:1], t[:1], s, bs),
                     batch_size=size),
         ], same_random=False, note="SmoothGrad noise differs between variants")
         ranks = saliency_ranks(vanilla_gradient(model, x, targets, batch_size=size), seed=seed)
@@ -425,7 +422,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
             return torch.stack([perturbation_curve(m, x, substrates, r, t, fractions, mode, bs)
                                 for mode in ("deletion", "insertion")])
 
-        def loop_curves(m=b.plain(name), t=targets, r=ranks, k=None):
+        def loop_curves(m=plain, t=targets, r=ranks, k=None):
             rows = range(k or len(x))
             return torch.stack([torch.cat([perturbation_curve(m, b.images[i : i + 1], substrates[i : i + 1], r[i : i + 1],
                                                               t[i : i + 1], [f], mode) for f in fractions], dim=1)
@@ -499,6 +496,7 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
     xt, yt = b.images[transfer_idx], b.labels[transfer_idx]
     steps = b.steps(int(s["transfer_steps"]))
     for name, model in models.items():
+        plain = b.plain(name)
         size = b.batch_size("adversarial", model)
         wrapped = ChannelsLast(model)  # as the experiment feeds its models
         xf = b.images[fooling_idx]
@@ -506,8 +504,8 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
         yield Workload("adversarial", f"fooling image (≤ {spec.max_iter} steps)", name, len(fooling_idx), "image", [
             Variant("netviz", "batched", lambda w=wrapped, bs=size: fooling_image(w, xf, tf, spec, batch_size=bs).images,
                     batch_size=size),
-            Variant("loop", "loop", lambda m=b.plain(name): notebook_fooling(m, xf, tf, spec.lr, spec.max_iter),
-                    warmup=lambda m=b.plain(name): notebook_fooling(m, xf[:1], tf[:1], spec.lr, 1), batch_size=1),
+            Variant("loop", "loop", lambda m=plain: notebook_fooling(m, xf, tf, spec.lr, spec.max_iter),
+                    warmup=lambda m=plain: notebook_fooling(m, xf[:1], tf[:1], spec.lr, 1), batch_size=1),
         ])
         for attack_name in s["transfer_attacks"]:
             if attack_name == "pgd_l2":
@@ -523,7 +521,7 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
             def ours(w=wrapped, a=attack, bs=size):
                 return projected_gradient(w, xt, yt, a, bs, torch.Generator(device=b.device).manual_seed(seed)).images
 
-            def loop(m=b.plain(name), a=attack, k=None):
+            def loop(m=plain, a=attack, k=None):
                 return notebook_attack(m, xt[:k], yt[:k], levels(a.eps), levels(a.alpha), a.steps, a.momentum,
                                        a.random_start, torch.Generator(device=b.device).manual_seed(seed))
 
@@ -532,8 +530,8 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
                            len(transfer_idx) * attack.steps, "image-step", [
                 Variant("netviz", "batched", ours, batch_size=size),
                 Variant("loop", "loop", loop, warmup=lambda a=attack: loop(a=a, k=1), batch_size=1),
-                Variant("torchattacks", "library", lambda m=b.plain(name), make=library: make(m)(xt, yt),
-                        warmup=lambda m=b.plain(name), make=library: make(m)(xt[:2], yt[:2]), batch_size=len(xt)),
+                Variant("torchattacks", "library", lambda m=plain, make=library: make(m)(xt, yt),
+                        warmup=lambda m=plain, make=library: make(m)(xt[:2], yt[:2]), batch_size=len(xt)),
             ], same_random=not attack.random_start, note="random starts differ" if attack.random_start else "")
 
 

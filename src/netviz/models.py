@@ -38,7 +38,10 @@ class Classifier(nn.Module):
 
     forward(x): x N×3×H×W float in [0, 1] -> N×num_classes logits (pre-softmax).
     ``normalize`` / ``denormalize`` map between pixel space and the network's own input space.
+    ``folded_batchnorms``: how many batch norms :func:`wrap` folded into their convolutions (0: none, or not asked).
     """
+
+    folded_batchnorms: int = 0
 
     def __init__(self, name: str, net: nn.Module, mean, std, target_layer: str):
         super().__init__()
@@ -242,10 +245,10 @@ def wrap(name: str, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD, fold: 
     """Wrap a network as a frozen, eval-mode :class:`Classifier` (used for pretrained and random weights).
     ``fold``: fold batch norms into their convolutions (:func:`fold_batchnorm`; the same function, faster)."""
     net.eval()
-    if fold:
-        with torch.no_grad():
-            fold_batchnorm(net)
+    with torch.no_grad():
+        folded = fold_batchnorm(net) if fold else 0
     model = Classifier(name, net, mean, std, _default_target_layer(name, net))
+    model.folded_batchnorms = folded
     model.eval()
     model.requires_grad_(False)
     return model

@@ -201,6 +201,22 @@ def _per_image(value: float | Sequence[float] | torch.Tensor, n: int, name: str)
     return tensor
 
 
+def _starts(model, images: torch.Tensor | None, noise_rows: torch.Tensor, seeds: Sequence[int],
+            shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """Normalized starting images N×C×H×W (shape C×H×W) and one generator per row, seeded by ``seeds``: rows
+    marked in ``noise_rows`` start from :func:`seeded_noise` and their generators go on to draw the jitter, as the
+    lab's noise start does; the other rows start from ``images`` (pixel space), with fresh generators."""
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    z = torch.empty((len(seeds), *shape), device=device) if images is None else model.normalize(images)
+    rows = noise_rows.nonzero().flatten().tolist()
+    if rows:
+        noise, noise_generators = seeded_noise([seeds[r] for r in rows], shape)
+        z[rows] = noise.to(z)
+        for r, generator in zip(rows, noise_generators):
+            generators[r] = generator
+    return z, generators
+
+
 def class_visualization(model, images: torch.Tensor | None, targets: torch.Tensor, *,
                         from_noise: torch.Tensor | Sequence[bool] | None = None,
                         seeds: int | Sequence[int] | torch.Tensor = 0,
@@ -227,7 +243,10 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
     seeds_t = _per_image(seeds, n, "seeds").long()
     rates, lambdas = _per_image(learning_rate, n, "learning_rate"), _per_image(l2_reg, n, "l2_reg")
     wanted = sorted({int(s) for s in snapshots if 0 <= int(s) <= num_iterations})
-    noise_rows = torch.zeros(n, dtype=torch.bool) if from_noise is None else torch.as_tensor(from_noise, dtype=torch.bool).cpu()
+    if from_noise is None:
+        noise_rows = torch.full((n,), images is None, dtype=torch.bool)
+    else:
+        noise_rows = torch.as_tensor(from_noise, dtype=torch.bool).cpu()
     if len(noise_rows) != n:
         raise ValueError(f"from_noise has {len(noise_rows)} values for {n} images")
     low, high = pixel_range(model)
@@ -237,19 +256,9 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
     with frozen_eval(model):
         for start in range(0, n, chunk):
             part = slice(start, min(start + chunk, n))
-            if images is None:
-                z, generators = seeded_noise(seeds_t[part].tolist(), (3, image_size, image_size))
-                z = z.to(device)
-            else:
-                z = model.normalize(images[part])
-                generators = [torch.Generator().manual_seed(int(s)) for s in seeds_t[part]]
-                rows = noise_rows[part].nonzero().flatten().tolist()
-                if rows:  # the same noise and jitter streams as an all-noise call with these seeds
-                    z = z.clone()
-                    noise, noise_generators = seeded_noise([int(seeds_t[part][r]) for r in rows], tuple(z.shape[1:]))
-                    z[rows] = noise.to(z)
-                    for r, generator in zip(rows, noise_generators):
-                        generators[r] = generator
+            shape = (3, image_size, image_size) if images is None else tuple(images.shape[1:])
+            z, generators = _starts(model, None if images is None else images[part], noise_rows[part],
+                                    seeds_t[part].tolist(), shape, device)
             y = targets[part].to(device)
             objective = class_score(y) - lambdas[part].to(device) * squared_norm()
             result = gradient_ascent(model.net, z, objective, rates[part].to(device), num_iterations, transforms,
