@@ -51,9 +51,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_expected(args: argparse.Namespace) -> int:
-    from netviz.grading import snapshot
+    from netviz.grading import load_build, snapshot
+    from netviz.config import load_config
+    from netviz.variation import WORK_DIR, build_variants, parse_names, record
 
-    snapshot(Path("."), args.out, allow_partial=args.allow_partial)
+    import time
+
+    names = parse_names(args.variants)
+    variation = None
+    if names:
+        started = time.perf_counter()
+        config = load_build(Path(".")).provenance.get("config")
+        if not config:
+            raise NetvizError("results/provenance.json records no config; run `netviz run` again first")
+        built = build_variants(config, Path(WORK_DIR), names, jobs=args.jobs)
+        variation = record(Path("."), built, load_config()["grade"], time.perf_counter() - started)
+        print(f"variants: {variation['moved']['metrics']} metric(s) and {variation['moved']['figures']} figure(s) "
+              f"moved across {len(built)} variant build(s) ({variation['measured_s']:.0f} s)")
+    snapshot(Path("."), args.out, allow_partial=args.allow_partial, variation=variation)
     return 0
 
 
@@ -62,6 +77,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from netviz.grading import run_grade
 
     config = load_config(args.config, args.overrides)
+    if args.builds:
+        from netviz.class_grades import grade_class
+
+        rows = grade_class(args.expected, args.builds, config["grade"], args.out)
+        return 0 if all(r.status == "pass" for r in rows) else 1
     html = None if args.html == "" else Path(args.html) if args.html else Path(args.actual) / "report" / "grade.html"
     result = run_grade(args.expected, args.actual, config["grade"], html)
     return 0 if result.passed else 1
@@ -93,12 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     expected = sub.add_parser("expected", help="snapshot this build (figures, metrics, provenance) as an expected set for grading")
     expected.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the expected set (replaced)")
     expected.add_argument("--allow-partial", action="store_true", help="accept a build with missing or out-of-date sections")
+    expected.add_argument("--variants", metavar="NAMES", default="all",
+                          help="variant builds that measure the tolerances: all (default), none, or names separated by commas")
+    expected.add_argument("--jobs", type=int, default=0, help="variant builds run at once (default: one per CPU core)")
     expected.set_defaults(func=cmd_expected)
 
     grade = sub.add_parser("grade", help="compare a build with an expected set: SSIM per figure and panel, metrics "
                                          "within tolerances, a verdict per question; exit status 1 on failure")
     grade.add_argument("--expected", required=True, type=Path, metavar="DIR", help="an expected set (`netviz expected`)")
     grade.add_argument("--actual", default=Path("."), type=Path, metavar="DIR", help="the build to grade (default: here)")
+    grade.add_argument("builds", nargs="*", type=Path, metavar="BUILD",
+                       help="grade many builds (a class) at once: one table, grades.csv and grades.html in --out")
+    grade.add_argument("--out", type=Path, default=Path("grades"), metavar="DIR",
+                       help="where a class's table and grade pages go (default: grades/)")
     grade.add_argument("--html", metavar="FILE", help="where to write the page (default: ACTUAL/report/grade.html; '' for none)")
     grade.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
                        help="TOML file with a [grade] table of tolerances (layered over config/default.toml)")

@@ -65,6 +65,7 @@ class Build:
     root: Path
     provenance: dict
     sections: dict[str, dict] = field(default_factory=dict)  # name -> {"metrics": ..., "manifest": ...}
+    variation: dict = field(default_factory=dict)  # expected sets: variation.json (see netviz.variation)
 
     def figures(self, section: str) -> list[str]:
         return list(self.sections[section]["manifest"].get("figures", []))
@@ -92,11 +93,18 @@ def load_expected(folder: Path) -> Build:
     if not (folder / MARKER).exists():
         raise NetvizError(f"'{folder}' is not an expected set (no {MARKER}); make one with "
                           "`netviz expected --out DIR` (or `make expected`)")
-    return load_build(folder, "expected set")
+    build = load_build(folder, "expected set")
+    from netviz.variation import VARIATION
+
+    if (folder / VARIATION).exists():
+        build.variation = store.read_json(folder / VARIATION)
+    return build
 
 
-def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_partial: bool = False) -> Path:
-    """Copy the finished build in ``root`` into the expected set ``out`` (replaced atomically)."""
+def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_partial: bool = False,
+             variation: dict | None = None) -> Path:
+    """Copy the finished build in ``root`` into the expected set ``out`` (replaced atomically), with
+    ``variation`` (how far legitimate variant builds moved each item, :mod:`netviz.variation`) when given."""
     root, out = Path(root), Path(out)
     build = load_build(root)
     missing = [s for s in SECTIONS if s not in build.sections]
@@ -108,13 +116,13 @@ def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_pa
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise NetvizError(f"'{out}' exists and is not an expected set; choose an empty or new folder")
     with store.exclusive(root / "results"):  # not while a run is replacing results
-        _copy_build(root, build, out)
+        _copy_build(root, build, out, variation)
     log(f"expected set: {out} ({len(build.sections)} section(s), "
         f"{sum(len(build.figures(s)) for s in build.sections)} figure(s), metrics and provenance)")
     return out
 
 
-def _copy_build(root: Path, build: Build, out: Path) -> None:
+def _copy_build(root: Path, build: Build, out: Path, variation: dict | None = None) -> None:
     stage = store.staging_dir(out)
     try:
         figures = 0
@@ -137,6 +145,10 @@ def _copy_build(root: Path, build: Build, out: Path) -> None:
             manifest["outputs"] = copied  # what the expected set holds (arrays are left out)
             store.write_json(stage / "results" / section / "manifest.json", manifest)
         shutil.copyfile(root / "results" / "provenance.json", stage / "results" / "provenance.json")
+        if variation is not None:
+            from netviz.variation import VARIATION
+
+            store.write_json(stage / VARIATION, variation)
         P = build.provenance
         store.write_json(stage / MARKER, {
             "format": "netviz expected set 1",
@@ -146,6 +158,9 @@ def _copy_build(root: Path, build: Build, out: Path) -> None:
             "config_hash": P.get("config_hash"),
             "git": P.get("git"),
             "device": P.get("device"),
+            "tolerances": ({"measured": True, "variants": variation.get("variants", {}),
+                            "moved": variation.get("moved", {}), "file": "variation.json"} if variation is not None else
+                           {"measured": False, "note": "[grade] floors only (made with --variants none)"}),
             "note": "made by `netviz expected`; compare a build with it: `netviz grade --expected <this folder>`",
         })
         store.swap_in(stage, out)
@@ -183,8 +198,13 @@ def tolerance_for(key: str, grade: dict) -> Tolerance:
 
 
 def _declared_questions(section: str) -> dict:
-    """A section's ``QUESTIONS``, read from its source when it is a literal (no import: importing a section
-    imports torch, seconds), else by importing the module."""
+    """A section's ``QUESTIONS`` (see :func:`declared`)."""
+    return declared(section, "QUESTIONS")
+
+
+def declared(section: str, name: str) -> dict:
+    """A section module's dict ``name`` (``QUESTIONS``, ``UNSTABLE``), read from its source when it is a literal
+    (no import: importing a section imports torch, seconds), else by importing the module."""
     from netviz.cache import _module_file
 
     path = _module_file(f"netviz.experiments.{section}")
@@ -192,14 +212,42 @@ def _declared_questions(section: str) -> dict:
         return {}
     for node in ast.parse(path.read_bytes()).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "QUESTIONS" for t in targets) and node.value is not None:
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
             try:
                 return ast.literal_eval(node.value)
             except ValueError:
                 break
     else:
         return {}
-    return getattr(importlib.import_module(f"netviz.experiments.{section}"), "QUESTIONS", {})
+    return getattr(importlib.import_module(f"netviz.experiments.{section}"), name, {})
+
+
+def unstable_reason(name: str, unstable: dict) -> str | None:
+    """Why item ``name`` (a metric key, or ``<figure file>:<panel label>``) is not graded by its exact value, from
+    a section's ``UNSTABLE`` patterns (the last match wins; a ``None`` reason means graded after all)."""
+    reason = None
+    for pattern, why in unstable.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            reason = why
+    return reason
+
+
+def judge(expected: Any, actual: Any, tol: Tolerance, moved: dict | None, factor: float) -> tuple[bool, str]:
+    """Whether ``actual`` passes for ``expected``, and how it was judged: with ``moved`` (what variant builds gave,
+    :mod:`netviz.variation`) a number may move ``max(floor, factor × spread)`` and anything else may take a
+    variant's value; without it, :func:`compare_value` against the ``[grade]`` tolerance."""
+    exact = "equal" if not (isinstance(expected, float) or (_is_number(expected) and tol.explicit)) else tol.describe()
+    if moved and "spread" in moved and _is_number(expected) and _is_number(actual) \
+            and not (math.isnan(expected) or math.isnan(actual)):
+        floor = tol.abs + tol.rel * abs(expected) if exact != "equal" else 0.0
+        allowed = max(floor, factor * float(moved["spread"]))
+        if allowed > floor:
+            return abs(actual - expected) <= allowed, f"±{allowed:.4g} ({factor:g} × spread {moved['spread']:g} measured across variant builds)"
+        return abs(actual - expected) <= allowed, exact
+    if moved and "values" in moved:
+        ok = compare_value(expected, actual, tol) or any(compare_value(v, actual, tol) for v in moved["values"])
+        return ok, f"the expected value or a variant build's ({', '.join(_show(v) for v in moved['values'][:3])})"
+    return compare_value(expected, actual, tol), exact
 
 
 def question_map(section: str, config: dict) -> dict[str, dict[str, list[str]]]:
@@ -322,6 +370,7 @@ class Check:
     tolerance: str = ""
     ssim: float | None = None
     panels: list[dict] = field(default_factory=list)  # figures: {"label", "ssim", "box", "actual_box", "passed"}
+    unstable: str | None = None  # why the item is shown but not graded by its exact value (a section's UNSTABLE)
 
     @property
     def label(self) -> str:
@@ -350,16 +399,49 @@ def panel_ssim(expected: np.ndarray, actual: np.ndarray, same_grid: bool) -> tup
     return ssim(_coarse(expected, size), _coarse(actual, size)), True
 
 
+def panel_minimum(base: float, grade_config: dict, variant_ssim: float | None, unstable: bool) -> float:
+    """The SSIM a panel must reach: ``base`` (``ssim_min`` or ``ssim_min_rescaled``), lowered to
+    ``1 − spread_factor × (1 − variant_ssim)`` when variant builds moved the panel that far, and to
+    ``ssim_floor`` for a panel a section declares unstable; never below ``ssim_floor``."""
+    floor = float(grade_config.get("ssim_floor", 0.5))
+    if unstable:
+        return min(base, floor)
+    if variant_ssim is not None:
+        factor = float(grade_config.get("spread_factor", 3.0))
+        return min(base, max(floor, 1.0 - factor * (1.0 - variant_ssim)))
+    return base
+
+
+def measured_unstable(grade_config: dict, variant_ssim: float | None) -> str | None:
+    """Why a panel is not graded by SSIM although no section declared it: legitimate variant builds already moved
+    it so far (``1 − spread_factor × (1 − SSIM)`` below ``ssim_floor``) that no threshold separates a correct build
+    from a wrong one; the metrics of the same results are graded instead."""
+    if variant_ssim is None:
+        return None
+    factor, floor = float(grade_config.get("spread_factor", 3.0)), float(grade_config.get("ssim_floor", 0.5))
+    if 1.0 - factor * (1.0 - variant_ssim) >= floor:
+        return None
+    return (f"legitimate variant builds already differ here (panel SSIM {variant_ssim:.2f}): the image is chaotic "
+            "under float rounding, so its metrics are graded instead")
+
+
 def compare_figure(section: str, rel: str, expected: Build, actual: Build, grade_config: dict,
-                   questions: list[str]) -> Check:
+                   questions: list[str], unstable: dict | None = None) -> Check:
     """SSIM of figure ``rel`` per panel (per tile when no panels were recorded); the whole-figure SSIM is
-    reported too. The figure passes when every panel does and the panel layout matches."""
+    reported too. The figure passes when every panel does (each against :func:`panel_minimum`, from the expected
+    set's measured variation and the section's ``UNSTABLE`` panels) and the panel layout matches."""
     strict, rescaled_min = float(grade_config["ssim_min"]), float(grade_config["ssim_min_rescaled"])
+    lows = (expected.variation or {}).get("figures", {}).get(rel)
     check = Check("figure", section, rel, False, "", questions)
     if section not in actual.sections or not (actual.root / rel).is_file():
         check.detail = "missing in the build"
         return check
-    e_img, a_img = _rgb(expected.root / rel), _rgb(actual.root / rel)
+    e_img = _rgb(expected.root / rel)
+    try:
+        a_img = _rgb(actual.root / rel)
+    except Exception as err:  # noqa: BLE001 - a truncated or corrupt PNG is a failed figure, not a crash
+        check.detail = f"unreadable in the build ({type(err).__name__})"
+        return check
     same_size = e_img.shape == a_img.shape
     check.ssim = ssim(e_img, a_img if same_size else _resize(a_img, (e_img.shape[1], e_img.shape[0])))
     sx, sy = a_img.shape[1] / e_img.shape[1], a_img.shape[0] / e_img.shape[0]
@@ -376,15 +458,20 @@ def compare_figure(section: str, rel: str, expected: Build, actual: Build, grade
     else:
         e_panels = tiles(e_img.shape)
         a_boxes = [_scaled(p["box"], sx, sy) for p in e_panels]
-    for panel, a_box in zip(e_panels, a_boxes):
+    for index, (panel, a_box) in enumerate(zip(e_panels, a_boxes)):
         e_crop, a_crop = _crop(e_img, panel["box"]), _crop(a_img, a_box)
         if e_crop.size == 0 or a_crop.size == 0:
             value, rescaled = 0.0, False
         else:
             value, rescaled = panel_ssim(e_crop, a_crop, same_size and list(a_box) == list(panel["box"]))
-        minimum = rescaled_min if rescaled else strict
+        variant = lows[index] if lows and len(lows) == len(e_panels) else None
+        why = unstable_reason(f"{Path(rel).name}:{panel['label']}", unstable or {}) or measured_unstable(grade_config, variant)
+        minimum = panel_minimum(rescaled_min if rescaled else strict, grade_config, variant, why is not None)
+        if why is not None and why.startswith("legitimate variant"):
+            minimum = 0.0  # shown, not graded
         check.panels.append({"label": panel["label"], "ssim": value, "box": panel["box"], "actual_box": a_box,
-                             "rescaled": rescaled, "min": minimum, "passed": value >= minimum})
+                             "rescaled": rescaled, "min": minimum, "passed": value >= minimum,
+                             "variant_ssim": variant, "unstable": why})
     if any(p["rescaled"] for p in check.panels):
         notes.append(f"layout differs from the expected figure's ({a_img.shape[1]}×{a_img.shape[0]} vs "
                      f"{e_img.shape[1]}×{e_img.shape[0]} px): panels compared at {COARSE} px")
@@ -421,7 +508,8 @@ def _warnings(expected: Build, actual: Build) -> list[str]:
 
     e_c, a_c = flatten(E.get("config", {})), flatten(A.get("config", {}))
     changed = [k for k in sorted(set(e_c) | set(a_c)) if e_c.get(k) != a_c.get(k)
-               and not k.startswith(("grade.", "run.data_dir", "run.device", "run.batch_size"))]
+               and not k.startswith(("grade.", "run.data_dir", "run.device", "run.batch_size", "run.threads",
+                                     "run.fold_batchnorm", "run.channels_last"))]
     if changed:
         shown = ", ".join(f"{k}: {json.dumps(e_c.get(k))} -> {json.dumps(a_c.get(k))}" for k in changed[:4])
         out.append(f"config differs from the expected set's: {shown}" + (f" and {len(changed) - 4} more" if len(changed) > 4 else ""))
@@ -443,6 +531,7 @@ class Grade:
     extra: list[str]  # metrics / sections in the build but not in the expected set
     expected_root: Path
     actual_root: Path
+    grade_config: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -456,8 +545,11 @@ def grade(expected: Build, actual: Build, grade_config: dict, figures: bool = Tr
     """Compare ``actual`` with ``expected`` (``figures=False``: metrics only)."""
     checks: list[Check] = []
     extra: list[str] = []
+    moved_metrics = (expected.variation or {}).get("metrics", {})
+    factor = float(grade_config.get("spread_factor", 3.0))
     for section, stored in sorted(expected.sections.items(), key=lambda kv: _section_order(kv[0])):
         mapping = question_map(section, expected.provenance.get("config", {}))
+        unstable = declared(section, "UNSTABLE")
         e_leaves = leaves(stored["metrics"])
         a_leaves = leaves(actual.sections[section]["metrics"]) if section in actual.sections else {}
         for key, value in e_leaves.items():
@@ -470,21 +562,24 @@ def grade(expected: Build, actual: Build, grade_config: dict, figures: bool = Tr
             elif key not in a_leaves:
                 checks.append(Check("metric", section, key, False, "missing in the build", questions, value))
             else:
-                ok = compare_value(value, a_leaves[key], tol)
-                checks.append(Check("metric", section, key, ok,
-                                    "" if ok else f"expected {_show(value)}, got {_show(a_leaves[key])}",
-                                    questions, value, a_leaves[key],
-                                    tol.describe() if isinstance(value, float) or (_is_number(value) and tol.explicit) else "equal"))
+                ok, how = judge(value, a_leaves[key], tol, moved_metrics.get(f"{section}.{key}"), factor)
+                why = unstable_reason(key, unstable)
+                detail = "" if ok else f"expected {_show(value)}, got {_show(a_leaves[key])}"
+                if why is not None:  # shown, not graded by its exact value: what covers it is graded elsewhere
+                    detail = f"not graded by its exact value ({why})" + (f"; {detail}" if detail else "")
+                    ok = True
+                checks.append(Check("metric", section, key, ok, detail, questions, value, a_leaves[key], how,
+                                    unstable=why))
         extra.extend(f"{section}.{k}" for k in a_leaves if k not in e_leaves)
         for rel in expected.figures(section) if figures else []:
             checks.append(compare_figure(section, rel, expected, actual, grade_config,
-                                         _questions_of(Path(rel).name, "figures", mapping)))
+                                         _questions_of(Path(rel).name, "figures", mapping), unstable))
     extra.extend(f"section {s}" for s in actual.sections if s not in expected.sections)
     verdicts = {}
     for question in [*QUESTION_IDS, *sorted({q for c in checks for q in c.questions} - set(QUESTION_IDS), key=_question_order), "other"]:
         items = [c for c in checks if (question in c.questions) or (question == "other" and not c.questions)]
         verdicts[question] = "not graded" if not items else ("pass" if all(c.passed for c in items) else "fail")
-    return Grade(checks, verdicts, _warnings(expected, actual), extra, expected.root, actual.root)
+    return Grade(checks, verdicts, _warnings(expected, actual), extra, expected.root, actual.root, grade_config)
 
 
 def _section_order(name: str) -> tuple:
@@ -562,6 +657,31 @@ def _difference(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
+def grading_basis(result: Grade) -> dict:
+    """Why items are graded as they are, for the grade page: how the tolerances were measured (the expected set's
+    variants), how many items the measured spread widened or the variants' values admitted, and the items shown but
+    not graded by their exact value, grouped by the reason their section gives."""
+    from netviz.variation import VARIATION
+
+    path = Path(result.expected_root) / VARIATION
+    variation = store.read_json(path) if path.exists() else {}
+    unstable: dict[str, list[str]] = {}
+    for c in result.checks:
+        if c.unstable:
+            unstable.setdefault(c.unstable, []).append(c.label)
+    panels = [(c.name, p["label"], p["unstable"]) for c in result.checks if c.kind == "figure"
+              for p in c.panels if p.get("unstable")]
+    return {
+        "variants": variation.get("variants", {}),
+        "measured": bool(variation),
+        "widened": [c for c in result.checks if "spread" in c.tolerance],
+        "envelope": [c for c in result.checks if "variant build" in c.tolerance],
+        "figures_widened": sum(any(p.get("variant_ssim") is not None for p in c.panels) for c in result.checks),
+        "unstable": {why: labels for why, labels in unstable.items()},
+        "unstable_panels": panels,
+    }
+
+
 def write_html(result: Grade, path: Path) -> Path:
     """``report/grade.html``: verdicts, warnings, failed metrics, and every figure expected | actual (| difference
     for failures), failing panels outlined; self-contained."""
@@ -581,10 +701,12 @@ def write_html(result: Grade, path: Path) -> Path:
             if not c.passed:
                 entry["difference"] = _thumbnail(_difference(e_img, a_img), [p["box"] for p in bad])
         figures.append(entry)
+    how = grading_basis(result)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(PROJECT_ROOT / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     html = env.get_template("grade.html.j2").render(
-        result=result, rows=summary_rows(result), figures=figures,
+        result=result, rows=summary_rows(result), figures=figures, how=how,
+        spread_factor=result.grade_config.get("spread_factor", 3.0), ssim_floor=result.grade_config.get("ssim_floor", 0.5),
         failed_metrics=[c for c in result.checks if c.kind == "metric" and not c.passed],
         metric_count=sum(c.kind == "metric" for c in result.checks),
         expected_root=str(result.expected_root), actual_root=str(Path(result.actual_root).resolve()),

@@ -60,9 +60,33 @@ class ModelCache:
         return self.weights(name)[1]
 
     def __call__(self, name: str) -> LoadedModel:
+        """Model ``name`` as ``run.fold_batchnorm`` and ``run.channels_last`` ask (defaults: folded, channels-last
+        inputs as the methods pass them; otherwise the published network and/or contiguous NCHW inputs)."""
         if name not in self._loaded:
-            self._loaded[name] = load_model(name, self.config["models"]["weights"], self.config["run"]["data_dir"], self.device)
+            run = self.config["run"]
+            loaded = load_model(name, self.config["models"]["weights"], run["data_dir"], self.device,
+                                fold=bool(run.get("fold_batchnorm", True)))
+            if not run.get("channels_last", True):
+                loaded.model.net.register_forward_pre_hook(_contiguous_input)  # also where methods call .net
+            self._loaded[name] = loaded
         return self._loaded[name]
+
+
+def _contiguous_input(module, args):
+    """Forward pre-hook: the model's input in contiguous (NCHW) memory order, whatever layout the caller chose."""
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """torch's CPU kernels on ``count`` threads while the context lasts (0: leave torch's default)."""
+    saved = torch.get_num_threads()
+    if count > 0:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class LazyImages:
@@ -184,7 +208,7 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
                 log(f"{section}: cached")
                 continue
             log(f"{section}: re-running: {'; '.join(why[:4])}{'; …' if len(why) > 4 else ''}")
-            with deterministic():
+            with deterministic(), cpu_threads(int(config["run"].get("threads", 0))):
                 _run_one(section, config, device, images.get(), models, parts, root, log)
         record = _provenance(config, root, data, models, device, DETERMINISM, log)
         path = results_root / "provenance.json"
