@@ -3,7 +3,7 @@
 # ARGS='--set a=1 --set b=2 --device cpu' (anything else for `netviz run`), PYTHON=python3.11.
 # Nothing is decided by file times: `netviz run` and `netviz report` skip what is unchanged by content hashes,
 # so `make` with nothing changed takes seconds. `make grade` compares this build with EXPECTED (exit 1 on failure);
-# `make expected` regenerates the shipped expected set (default offline configuration, on CPU).
+# `make expected` regenerates the shipped expected set (default offline configuration, on CPU, tolerances measured).
 # `make bench` times the experiments (batched vs per-image loop vs libraries) for the report's speed appendix.
 
 PYTHON ?= python3
@@ -47,10 +47,13 @@ test: $(INSTALLED)
 grade: $(INSTALLED)
 	$(BIN)/python -m netviz grade --expected $(EXPECTED) $(GRADE_ARGS)
 
-# Regenerate expected/offline/ from the default offline configuration on CPU (cached sections are reused).
+# Regenerate expected/offline/ from the default offline configuration on CPU (cached sections are reused), with
+# tolerances measured by building it again under legitimate implementation variants (netviz/variation.py; in
+# .netviz-variants/, two at a time, one thread each). VARIANTS=none skips them (then only the [grade] floors apply).
+VARIANTS ?= all
 expected: $(INSTALLED)
 	$(BIN)/python -m netviz run --config config/offline.toml --device cpu
-	$(BIN)/python -m netviz expected --out expected/offline
+	$(BIN)/python -m netviz expected --out $(EXPECTED) --variants $(VARIANTS)
 
 # Time each experiment's work (batched vs per-image loop vs Captum/torchattacks), about 6 minutes on 2 CPU cores; writes
 # results/bench/ and figures/bench/, which the next `make report` shows as an appendix. Not part of `make`.
@@ -67,7 +70,7 @@ tex:
 	  || echo "netviz: latexmk not found and cannot install it here; the report will be HTML and TeX only (see README)"
 
 clean:
-	rm -rf results figures/*/ report/report.* report/.build report/.report-key.json report/grade.html
+	rm -rf results figures/*/ report/report.* report/.build report/.report-key.json report/grade.html .netviz-variants
 
 distclean: clean
 	rm -rf $(VENV)

@@ -39,7 +39,7 @@ SMALL = [
     'adversarial.transfer_attacks=["fgsm", "pgd_linf"]', "adversarial.steps=3", "adversarial.transfer_steps=3",
     "classviz.num_iterations=30", "classviz.snapshots=[10, 30]", "classviz.gallery=[76]",
     "classviz.other_gallery=[]", "classviz.sweep_learning_rates=[5.0]", "classviz.sweep_l2_regs=[0.001, 0.01]",
-    "classviz.own_class_image=1",
+    "classviz.own_class_image=1", "classviz.learning_rate=25.0",  # CS231n's rate: photo starts converge in 30 steps
 ]
 
 
@@ -59,7 +59,7 @@ def small_images(folder: Path, course_images, count: int = 6) -> Path:
 
 # Legitimate implementation differences the expected set did not measure (its variants are netviz.variation's).
 LEGITIMATE = {
-    "2threads-batch5": {"run.threads": 2, "run.batch_size": 5},
+    "1thread-batch5": {"run.threads": 1, "run.batch_size": 5},
     "1thread-unfolded-batch2": {"run.threads": 1, "run.fold_batchnorm": False, "run.batch_size": 2},
     "2threads-nchw-batch4": {"run.threads": 2, "run.channels_last": False, "run.batch_size": 4},
 }
@@ -128,7 +128,7 @@ def test_legitimate_implementation_differences_pass(small, legitimate, name):
 def test_rounding_moves_what_the_tolerances_cover(small, legitimate):
     """The build made with another thread count and batch size is not a copy of the expected one: some items
     differ, and they pass only because of the measured tolerances or the declared unstable items."""
-    result = grade_build(small, legitimate["2threads-batch5"]["root"])
+    result = grade_build(small, legitimate["1thread-batch5"]["root"])
     moved = [c for c in result.checks if c.kind == "metric" and c.expected != c.actual]
     if not moved:
         pytest.skip("this machine gave identical results for another thread count and batch size")

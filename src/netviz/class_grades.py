@@ -22,7 +22,7 @@ from netviz import grading, store
 from netviz.errors import NetvizError
 
 IGNORED_CONFIG = ("grade.", "run.data_dir", "run.device", "run.batch_size", "run.threads", "run.fold_batchnorm",
-                  "run.channels_last", "run.memory_budget_gb", "run.gpu_memory_budget_gb", "bench.")
+                  "run.channels_last", "run.memory_budget_gb", "run.gpu_memory_budget_gb", "bench.", "models.weights")
 
 
 @dataclass

@@ -177,9 +177,25 @@ class Tolerance:
     rel: float
     skip: bool = False
     explicit: bool = False  # set by a [grade.tolerances] pattern (integers are otherwise compared exactly)
+    images: float = 0.0  # also allow this many images' worth of a rate over the n images it counts (see per_image)
 
     def describe(self) -> str:
         return "skipped" if self.skip else f"±({self.abs:g} + {self.rel:g}·|expected|)"
+
+
+def per_image(tol: Tolerance, key: str, leaves_of_section: dict[str, Any]) -> Tolerance:
+    """``tol`` with ``images / n`` added to its absolute part, ``n`` being the count stored beside the item (the
+    nearest ``n`` up its path: ``fooling.m.summary.n`` for ``fooling.m.summary.transfer_target.m``): a rate over
+    n images that one image's chaotic outcome can move by 1/n."""
+    if not tol.images:
+        return tol
+    parts = key.split(".")[:-1]
+    while parts:
+        n = leaves_of_section.get(".".join([*parts, "n"]))
+        if _is_number(n) and n > 0:
+            return Tolerance(tol.abs + tol.images / n + 1e-9, tol.rel, tol.skip, tol.explicit)
+        parts.pop()
+    return tol
 
 
 def tolerance_for(key: str, grade: dict) -> Tolerance:
@@ -189,11 +205,11 @@ def tolerance_for(key: str, grade: dict) -> Tolerance:
     found = Tolerance(float(grade["abs_tol"]), float(grade["rel_tol"]))
     for pattern, spec in grade.get("tolerances", {}).items():
         if fnmatch.fnmatchcase(key, pattern):
-            if not isinstance(spec, dict) or not set(spec) <= {"abs", "rel", "skip"}:
-                raise NetvizError(f"grade.tolerances.\"{pattern}\" must be a table of abs, rel and/or skip "
+            if not isinstance(spec, dict) or not set(spec) <= {"abs", "rel", "skip", "images"}:
+                raise NetvizError(f"grade.tolerances.\"{pattern}\" must be a table of abs, rel, images and/or skip "
                                   f"(e.g. {{abs = 0.01}}), got {spec!r}")
             found = Tolerance(float(spec.get("abs", found.abs)), float(spec.get("rel", found.rel)),
-                              bool(spec.get("skip", False)), explicit=True)
+                              bool(spec.get("skip", False)), explicit=True, images=float(spec.get("images", 0)))
     return found
 
 
@@ -553,7 +569,7 @@ def grade(expected: Build, actual: Build, grade_config: dict, figures: bool = Tr
         e_leaves = leaves(stored["metrics"])
         a_leaves = leaves(actual.sections[section]["metrics"]) if section in actual.sections else {}
         for key, value in e_leaves.items():
-            tol = tolerance_for(f"{section}.{key}", grade_config)
+            tol = per_image(tolerance_for(f"{section}.{key}", grade_config), key, e_leaves)
             if tol.skip:
                 continue
             questions = _questions_of(key, "metrics", mapping)
