@@ -123,12 +123,16 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
     # takes seconds, too long for a cached run); build_network checks it again before any use.
     if name in explicit:
         path = Path(explicit[name]).expanduser()
+        if path.is_dir():
+            raise NetvizError(f"weights path '{path}' set in models.weights.{name} is a folder; give the .pth file in it")
         if not path.is_file():
             raise NetvizError(f"weights file '{path}' set in models.weights.{name} does not exist; fix the path")
         return path
     local = resolve_data_dir(data_dir) / "weights" / f"{name}.pth"
     if local.is_file():
         return local
+    if local.is_dir():
+        raise NetvizError(f"{local} is a folder, not a weights file; replace it with the {name} state_dict file")
     check_model_name(name)
     if name == "efficientnet_lite0":
         packaged = _lite0_package_file()
@@ -151,6 +155,27 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
             f"or choose another model (e.g. --config config/offline.toml)"
         ) from None
     return cached
+
+
+def check_state_dict(state: object, source: Path | str) -> dict:
+    """``state`` if it is a state_dict of finite floating-point tensors; else a :class:`NetvizError` naming the
+    file and the first bad entry (integer or NaN weights would load and quietly give a broken network)."""
+    if not isinstance(state, dict) or not state:
+        raise NetvizError(f"weights file {source} holds a {type(state).__name__}, not a state_dict; "
+                          "save model.state_dict() with torch.save")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise NetvizError(f"weights file {source}: entry '{key}' is a {type(value).__name__}, not a tensor; "
+                              "save model.state_dict() with torch.save")
+        if key.endswith("num_batches_tracked"):
+            continue  # batch norms count their updates in an integer buffer
+        if not value.is_floating_point():
+            raise NetvizError(f"weights file {source}: '{key}' holds {value.dtype} values, not floats; "
+                              "use the file as published (or convert it with .float())")
+        if not bool(torch.isfinite(value).all()):
+            raise NetvizError(f"weights file {source}: '{key}' has NaN or infinite values; the file is damaged, "
+                              "replace it")
+    return state
 
 
 def _lite0_state_dict(raw: dict) -> OrderedDict:
@@ -264,6 +289,7 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
         raise NetvizError(f"weights file {path} cannot be read ({type(err).__name__}); delete or replace it") from None
+    state = check_state_dict(state, path)
     if name == "efficientnet_lite0" and any(k.startswith("_conv_stem") for k in state):
         state = _lite0_state_dict(state)
     try:
