@@ -288,11 +288,12 @@ def _read_labels(folder: Path) -> dict[str, dict]:
     if csv_path.exists():
         try:
             with open(csv_path, newline="", encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh))
+                reader = csv.DictReader(fh)
+                rows, header = list(reader), reader.fieldnames or []
         except (UnicodeDecodeError, csv.Error, OSError) as err:
             raise NetvizError(f"{csv_path} cannot be read as UTF-8 CSV ({err}); save it as 'file,label' rows") from None
-        if rows and not {"file", "label"} <= set(rows[0]):
-            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {list(rows[0])}")
+        if not {"file", "label"} <= set(header):
+            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {header}")
         entries = {}
         for number, row in enumerate(rows, start=2):  # line 1 is the header
             name, label = row["file"], row["label"]

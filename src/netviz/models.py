@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,7 +287,9 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     path = resolve_weights(name, explicit or {}, data_dir)
     net, mean, std = build_network(name)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses or loads
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
         raise NetvizError(f"weights file {path} cannot be read ({type(err).__name__}); delete or replace it") from None
     state = check_state_dict(state, path)
