@@ -313,7 +313,7 @@ def prepared(tmp_path_factory, course_images, data_dir) -> tuple[Path, Path]:
     write(root / "imgs" / "labels.json", json.dumps(entries))
     write(root / "secret" / "outside.png", b"")
     Image.new("RGB", (64, 64), (200, 0, 0)).save(root / "secret" / "outside.png")
-    env = Env(root, data_dir, resolve_weights("squeezenet1_1", {}, str(data_dir)), pytest.MonkeyPatch())
+    env = Env(root, data_dir, resolve_weights("squeezenet1_1", {}, str(data_dir)).path, pytest.MonkeyPatch())
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         assert cli.main(env.run()) == 0
@@ -428,3 +428,40 @@ def test_transparency_is_composed_over_white(tmp_path):
     rgba = np.zeros((224, 224, 4), np.uint8)  # fully transparent black
     loaded = _folder_with(tmp_path, Image.fromarray(rgba, mode="RGBA"))
     assert float(loaded.min()) == 1.0
+
+
+def test_report_when_nothing_was_fooled(tmp_path, monkeypatch, capsys):
+    """The report of a valid run in which the lab's method fooled no image (its survival rates are undefined)
+    renders: the stored expected set's adversarial results, changed to that outcome."""
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "expected" / "default", tmp_path / "build")
+    root = tmp_path / "build"
+    path = root / "results/adversarial/metrics.json"
+    metrics = json.loads(path.read_text())
+    for fooling in metrics["fooling"].values():
+        for row in fooling["per_image"]:
+            row.update(success_float=False, success_png=False, success_jpeg=False)
+        summary = fooling["summary"]
+        summary.update(success_float=0.0, success_png=0.0, success_jpeg=0.0, survive_png=None, survive_jpeg=None)
+        summary["transfer_target"] = {model: 0.0 for model in summary["transfer_target"]}
+    path.write_text(json.dumps(metrics))
+    provenance = json.loads((root / "results/provenance.json").read_text())
+    for entry in provenance["weights"].values():
+        entry.setdefault("source", "embedded")  # sets made before weights carried their source
+    (root / "results/provenance.json").write_text(json.dumps(provenance))
+    monkeypatch.chdir(root)
+    assert cli.main(["report", "--no-pdf"]) == 0, capsys.readouterr().err
+    assert "no image reached the target" in (root / "report/report.html").read_text()
+
+
+def test_a_bug_shows_its_traceback_and_says_so(env: Env, monkeypatch, capsys):
+    from netviz.experiments import runner
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(runner, "data_fingerprint", broken)
+    assert cli.main(env.run()) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError: a bug" in err
+    assert err.strip().splitlines()[-1].startswith("netviz: internal error:") and "bug in netviz" in err
