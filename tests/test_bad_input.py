@@ -465,3 +465,11 @@ def test_a_bug_shows_its_traceback_and_says_so(env: Env, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError: a bug" in err
     assert err.strip().splitlines()[-1].startswith("netviz: internal error:") and "bug in netviz" in err
+
+
+def test_grading_a_build_with_a_damaged_figure_fails_that_figure(env: Env, capsys):
+    damage_figure(".")(env)
+    assert cli.main(grade_args(env)) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "unreadable in the build" in captured.out
