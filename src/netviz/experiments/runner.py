@@ -50,10 +50,10 @@ class ModelCache:
         self._weights: dict[str, tuple[str, str]] = {}
 
     def weights(self, name: str) -> tuple[str, str]:
-        """(path, sha256) of model ``name``'s weights file."""
+        """(origin, sha256) of model ``name``'s weights file; the origin names it without machine paths."""
         if name not in self._weights:
-            path = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
-            self._weights[name] = (str(path), sha256_file(path))
+            found = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
+            self._weights[name] = (found.source, sha256_file(found.path))
         return self._weights[name]
 
     def weights_sha(self, name: str) -> str:
@@ -212,7 +212,12 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
                 _run_one(section, config, device, images.get(), models, parts, root, log)
         record = _provenance(config, root, data, models, device, DETERMINISM, log)
         path = results_root / "provenance.json"
-        if not path.exists() or store.read_json(path) != record:
+        try:
+            same = path.is_file() and store.read_json(path) == record
+        except ValueError:  # damaged (it is written atomically, so by hand or by a bad copy): it is derived, rewrite it
+            log(f"{path} was damaged; writing it again")
+            same = False
+        if not same:
             store.write_json(path, record)
     return record
 
@@ -242,11 +247,11 @@ def _provenance(config, root, data, models, device, determinism, log) -> dict:
         for part, sha in manifest.get("parts", {}).items():
             if part.startswith("weights "):
                 name = part.split(" ", 1)[1]
-                entry = weights.setdefault(name, {"path": None, "sha256": sha, "sections": []})
+                entry = weights.setdefault(name, {"source": None, "sha256": sha, "sections": []})
                 entry["sections"].append(section)
                 try:
-                    path, now = models.weights(name)
-                    entry["path"] = path
+                    source, now = models.weights(name)
+                    entry["source"] = source
                 except NetvizError:
                     now = None
                 if now != sha:
