@@ -57,13 +57,13 @@ def grade_one(expected: grading.Build, root: Path, grade_config: dict, page: Pat
     if not root.is_dir():
         row.note = "no such folder"
         return row
+    if not (root / "results" / "provenance.json").is_file():
+        row.note = "not a build: no results/provenance.json (not built, or the folder of something else)"
+        return row
     try:
         build = grading.load_build(root)
-    except NetvizError as err:
-        row.note = f"not a build: {err}"
-        return row
-    except (ValueError, OSError) as err:  # a metrics/manifest/provenance file cut short or unreadable
-        row.note = f"half written: a results file cannot be read ({type(err).__name__}: {str(err)[:80]})"
+    except (NetvizError, ValueError, OSError) as err:  # a metrics/manifest/provenance file cut short or unreadable
+        row.note = f"half written: a results file cannot be read ({str(err)[:160]})"
         return row
     notes = []
     leftovers = _leftovers(root)
