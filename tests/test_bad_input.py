@@ -317,7 +317,7 @@ def prepared(tmp_path_factory, course_images, data_dir) -> tuple[Path, Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         assert cli.main(env.run()) == 0
-        assert cli.main(["expected", "--out", "exp", "--allow-partial"]) == 0
+        assert cli.main(["expected", "--out", "exp", "--allow-partial", "--variants", "none"]) == 0
     return root, env.weights
 
 

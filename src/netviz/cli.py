@@ -54,20 +54,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_expected(args: argparse.Namespace) -> int:
-    from netviz.grading import load_build, snapshot
-    from netviz.config import load_config
-    from netviz.variation import WORK_DIR, build_variants, parse_names, record
-
     import time
 
+    from netviz.config import load_config
+    from netviz.experiments import SECTIONS
+    from netviz.grading import snapshot, snapshot_source
+    from netviz.variation import WORK_DIR, build_variants, parse_names, record
+
     names = parse_names(args.variants)
+    build = snapshot_source(Path("."), args.out, args.allow_partial)  # refuse a bad --out before building anything
     variation = None
     if names:
         started = time.perf_counter()
-        config = load_build(Path(".")).provenance.get("config")
+        config = build.provenance.get("config")
         if not config:
             raise NetvizError("results/provenance.json records no config; run `netviz run` again first")
-        built = build_variants(config, Path(WORK_DIR), names, jobs=args.jobs)
+        sections = [s for s in SECTIONS if s in build.sections]
+        built = build_variants(config, Path(WORK_DIR), names, jobs=args.jobs, only=sections)
         variation = record(Path("."), built, load_config()["grade"], time.perf_counter() - started)
         print(f"variants: {variation['moved']['metrics']} metric(s) and {variation['moved']['figures']} figure(s) "
               f"moved across {len(built)} variant build(s) ({variation['measured_s']:.0f} s)")

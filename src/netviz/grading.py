@@ -115,6 +115,18 @@ def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_pa
     """Copy the finished build in ``root`` into the expected set ``out`` (replaced atomically), with
     ``variation`` (how far legitimate variant builds moved each item, :mod:`netviz.variation`) when given."""
     root, out = Path(root), Path(out)
+    build = snapshot_source(root, out, allow_partial)
+    with store.exclusive(root / "results"):  # not while a run is replacing results
+        _copy_build(root, build, out, variation)
+    log(f"expected set: {out} ({len(build.sections)} section(s), "
+        f"{sum(len(build.figures(s)) for s in build.sections)} figure(s), metrics and provenance)")
+    return out
+
+
+def snapshot_source(root: Path, out: Path, allow_partial: bool = False) -> Build:
+    """The build in ``root``, checked as the source of an expected set in ``out`` (complete and current unless
+    ``allow_partial``; ``out`` new, empty or an earlier expected set), before anything is built or copied."""
+    root, out = Path(root), Path(out)
     build = load_build(root)
     missing = [s for s in SECTIONS if s not in build.sections]
     stale = [s for s, e in build.provenance.get("experiments", {}).items() if not e.get("current", True)]
@@ -126,11 +138,7 @@ def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_pa
         raise NetvizError(f"'{out}' is a file; give --out a folder (new, empty, or an earlier expected set)")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise NetvizError(f"'{out}' exists and is not an expected set; choose an empty or new folder")
-    with store.exclusive(root / "results"):  # not while a run is replacing results
-        _copy_build(root, build, out, variation)
-    log(f"expected set: {out} ({len(build.sections)} section(s), "
-        f"{sum(len(build.figures(s)) for s in build.sections)} figure(s), metrics and provenance)")
-    return out
+    return build
 
 
 def _copy_build(root: Path, build: Build, out: Path, variation: dict | None = None) -> None:
