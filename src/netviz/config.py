@@ -76,6 +76,7 @@ CONSTRAINTS: dict[str, Range] = {
     "adversarial.transfer_steps": AT_LEAST_1, "adversarial.jpeg_quality": Range(1, 95),
     "grade.ssim_min": Range(-1, 1), "grade.ssim_min_rescaled": Range(-1, 1), "grade.abs_tol": AT_LEAST_0,
     "grade.rel_tol": AT_LEAST_0, "grade.spread_factor": AT_LEAST_0, "grade.ssim_floor": Range(-1, 1),
+    "grade.chaotic_share": AT_LEAST_0,
     "bench.images": AT_LEAST_0, "bench.repeats": AT_LEAST_1, "bench.time_limit_s": POSITIVE,
     "bench.max_steps": AT_LEAST_0, "bench.map_images": AT_LEAST_0, "bench.precision_steps": AT_LEAST_1,
     "bench.memory_budgets_gb": POSITIVE, "bench.memory_images": AT_LEAST_1, "bench.memory_image_size": Range(32),

@@ -267,6 +267,51 @@ def unstable_reason(name: str, unstable: dict) -> str | None:
     return reason
 
 
+def measured_chaotic(expected: Any, moved: dict | None, grade_config: dict) -> str | None:
+    """Why a number is not graded by its value although no section declared it: legitimate variant builds moved
+    it by at least ``grade.chaotic_share`` of its own size (a class probability that goes from 0.003 to 0.1 when
+    one thread replaces two), so no tolerance separates a correct build from a wrong one."""
+    share = float(grade_config.get("chaotic_share", 0.5))
+    if not moved or "spread" not in moved or not _is_number(expected) or share <= 0:
+        return None
+    spread = float(moved["spread"])
+    if math.isnan(expected) or spread < share * abs(expected):
+        return None
+    return (f"legitimate variant builds moved it by {spread:.3g} (expected {expected:.3g}): chaotic under float "
+            "rounding, so it is shown and what covers it is graded")
+
+
+OUTCOME_FIELDS = ("rank", "top", "pred", "predicted")  # fields that name the class a probability's image gets
+
+
+def chaotic_outcomes(expected: Build, moved: dict, grade_config: dict) -> dict[str, str]:
+    """Items that name an image's class (``rank``, ``top``, ``predicted…``) in a record whose probability
+    (``p``, ``p_…``) the variants showed to be chaotic (:func:`measured_chaotic`): which class leads is then as
+    chaotic as the probability. ``{"<section>.<key>": why}``."""
+    records = set()
+    for label, spec in moved.items():
+        section, _, key = label.partition(".")
+        parts = key.split(".")
+        for i in range(len(parts) - 1, -1, -1):
+            if parts[i] == "p" or parts[i].startswith("p_"):
+                value = leaves(expected.sections.get(section, {}).get("metrics", {})).get(key) \
+                    if section in expected.sections else None
+                if measured_chaotic(value, spec, grade_config):
+                    records.add((section, ".".join(parts[:i])))
+                break
+    if not records:
+        return {}
+    out = {}
+    for section, record in records:
+        prefix = f"{record}." if record else ""
+        for key in leaves(expected.sections[section]["metrics"]):
+            field_name = key[len(prefix):].split(".")[0] if key.startswith(prefix) else ""
+            if field_name.startswith(OUTCOME_FIELDS):
+                out[f"{section}.{key}"] = (f"the class this image gets follows a probability ({record or section}) "
+                                           "that legitimate variant builds showed to be chaotic")
+    return out
+
+
 def judge(expected: Any, actual: Any, tol: Tolerance, moved: dict | None, factor: float) -> tuple[bool, str]:
     """Whether ``actual`` passes for ``expected``, and how it was judged: with ``moved`` (what variant builds gave,
     :mod:`netviz.variation`) a number may move ``max(floor, factor × spread)`` and anything else may take a
@@ -585,6 +630,7 @@ def grade(expected: Build, actual: Build, grade_config: dict, figures: bool = Tr
     extra: list[str] = []
     moved_metrics = (expected.variation or {}).get("metrics", {})
     factor = float(grade_config.get("spread_factor", 3.0))
+    outcomes = chaotic_outcomes(expected, moved_metrics, grade_config)
     for section, stored in sorted(expected.sections.items(), key=lambda kv: _section_order(kv[0])):
         mapping = question_map(section, expected.provenance.get("config", {}))
         unstable = declared(section, "UNSTABLE")
@@ -600,8 +646,10 @@ def grade(expected: Build, actual: Build, grade_config: dict, figures: bool = Tr
             elif key not in a_leaves:
                 checks.append(Check("metric", section, key, False, "missing in the build", questions, value))
             else:
-                ok, how = judge(value, a_leaves[key], tol, moved_metrics.get(f"{section}.{key}"), factor)
-                why = unstable_reason(key, unstable)
+                moved = moved_metrics.get(f"{section}.{key}")
+                ok, how = judge(value, a_leaves[key], tol, moved, factor)
+                why = (unstable_reason(key, unstable) or measured_chaotic(value, moved, grade_config)
+                       or outcomes.get(f"{section}.{key}"))
                 detail = "" if ok else f"expected {_show(value)}, got {_show(a_leaves[key])}"
                 if why is not None:  # shown, not graded by its exact value: what covers it is graded elsewhere
                     detail = f"not graded by its exact value ({why})" + (f"; {detail}" if detail else "")
