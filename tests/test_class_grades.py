@@ -128,3 +128,23 @@ def test_panel_thresholds_follow_the_variants(expected):
     assert grading.panel_minimum(0.95, config, 0.6, False) == 0.5  # never below ssim_floor
     assert grading.measured_unstable(config, 0.6) is not None and grading.measured_unstable(config, 0.9) is None
     assert grading.panel_minimum(0.95, config, None, True) == 0.5
+
+
+def test_a_number_the_variants_moved_by_half_its_size_is_shown_not_graded(expected, saliency_build, tmp_path):
+    """A class probability that legitimate builds move by more than half its value is chaotic: it and the class
+    named in the same record are shown with the reason, not graded; its neighbours still are."""
+    row = "saliency.models.squeezenet1_1.per_image.0"
+    value = json.loads((expected / "results/saliency/metrics.json").read_text())["models"]["squeezenet1_1"]["per_image"][0]
+    measured = with_variation(expected, tmp_path, {"metrics": {f"{row}.p_true": {"spread": 0.6 * value["p_true"]}},
+                                                   "figures": {}})
+    build = copy_build(saliency_build, tmp_path / "moved")
+    edit_metrics(build, lambda m: m["models"]["squeezenet1_1"]["per_image"][0].update(
+        p_true=0.01, predicted=value["predicted"] + 1, predicted_name="something else", top1pct_mass=0.5))
+    result = grading.grade(grading.load_expected(measured), grading.load_build(build), load_config()["grade"],
+                           figures=False)
+    checks = {c.label: c for c in result.checks}
+    for field in ("p_true", "predicted", "predicted_name"):
+        assert checks[f"{row}.{field}"].passed and checks[f"{row}.{field}"].unstable, field
+    assert "chaotic" in checks[f"{row}.p_true"].unstable
+    assert not checks[f"{row}.top1pct_mass"].passed  # not a probability's outcome: still graded
+    assert [c.label for c in result.failures()] == [f"{row}.top1pct_mass"]

@@ -306,7 +306,7 @@ def chaotic_outcomes(expected: Build, moved: dict, grade_config: dict) -> dict[s
         prefix = f"{record}." if record else ""
         for key in leaves(expected.sections[section]["metrics"]):
             field_name = key[len(prefix):].split(".")[0] if key.startswith(prefix) else ""
-            if field_name.startswith(OUTCOME_FIELDS):
+            if any(field_name == f or field_name.startswith(f + "_") for f in OUTCOME_FIELDS):
                 out[f"{section}.{key}"] = (f"the class this image gets follows a probability ({record or section}) "
                                            "that legitimate variant builds showed to be chaotic")
     return out
