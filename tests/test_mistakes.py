@@ -32,6 +32,7 @@ from netviz.variation import VARIANTS, build_variants, record, variant_config
 SECTIONS = ["saliency", "adversarial", "classviz"]
 SMALL = [
     'models.names=["squeezenet1_1"]', 'run.device="cpu"',
+    "run.threads=2",  # the reference build on two threads, as `make expected` on this 2-core machine (any OMP_NUM_THREADS)
     "saliency.num_shown=2",
     "adversarial.fooling_images=[0, 1, 2, 3]", "adversarial.fooling_shown=[1]", "adversarial.kappa_compare=0.0",
     "adversarial.fooling_max_iter=40",

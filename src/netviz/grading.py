@@ -560,7 +560,7 @@ def compare_figure(section: str, rel: str, expected: Build, actual: Build, grade
                      f"{e_img.shape[1]}×{e_img.shape[0]} px): panels compared at {COARSE} px")
     failing = sorted((p for p in check.panels if not p["passed"]), key=lambda p: p["ssim"])
     check.passed = layout_ok and not failing
-    worst = min(check.panels, key=lambda p: p["ssim"])
+    worst = failing[0] if failing else min(check.panels, key=lambda p: p["ssim"])
     if failing:
         check.detail = (f"SSIM {worst['ssim']:.3f} < {worst['min']:g} in panel '{worst['label']}'"
                         + (f" and {len(failing) - 1} more panel(s)" if len(failing) > 1 else ""))
