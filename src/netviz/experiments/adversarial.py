@@ -420,7 +420,7 @@ def section_claims(results: dict, names: list[str]) -> dict:
         if off:
             a, m, t = max(off, key=lambda c: results["transfer"][c[0]][c[1]]["success"][c[2]]["png"])
             key = "highest_transfer"
-            out[key] = claims.rate_vs(key, f"the highest transfer rate ({a}, made on {m}, judged by {t}) is below one half",
+            out[key] = claims.rate_vs(key, f"the highest transfer rate ({a}, made on {m}, judged by {t}) against one half",
                                       transfer_flags(results, a, m, t), 0.5, a_label=f"{a} {m}->{t}")
     return out
 
