@@ -106,7 +106,7 @@ def paired_means(claim: str, what: str, a_values: list, b_values: list, seed: in
         verdict = "a" if ci[0] > 0 else "b"
     return Claim(claim, what, a_mean, b_mean, len(pairs), f"paired bootstrap ({BOOTSTRAP_RESAMPLES} resamples, seed {seed})",
                  round(p, 4), verdict, ci, a_label, b_label,
-                 {"a": [x for x, _ in pairs], "b": [y for _, y in pairs], "seed": seed}).to_dict()
+                 {"a": [x for x, _ in pairs], "b": [y for _, y in pairs], "seed": seed, "resamples": BOOTSTRAP_RESAMPLES}).to_dict()
 
 
 def rate_vs(claim: str, what: str, flags: list, threshold: float = 0.5, a_label: str = "rate") -> dict:

@@ -164,7 +164,24 @@ def check_report(root: Path, templates: Path | None = None) -> list[str]:
     text = report_text((root / "report" / "report.html").read_text())
     values = stored_numbers(results["sections"])
     allowed = template_numbers(templates or TEMPLATES)
-    return check_numbers(text, values, allowed) + check_phrases(text) + check_claims(results["sections"])
+    problems = check_numbers(text, values, allowed) + check_phrases(text) + check_claims(results["sections"])
+    tex = root / "report" / "report.tex"
+    if tex.exists():
+        problems += check_tex(tex.read_text())
+    return problems
+
+
+def check_tex(source: str) -> list[str]:
+    """Text the PDF would lose or misprint: an unescaped % (LaTeX drops the rest of the line) and a ``--`` that
+    LaTeX would set as an en dash (command lines must keep their two hyphens)."""
+    body = source[source.find("\\begin{document}"):]
+    problems = []
+    for number, line in enumerate(body.splitlines(), 1):
+        if re.search(r"(?<!\\)%", line) and not line.lstrip().startswith("%"):
+            problems.append(f"report.tex: unescaped % (the rest of the line is lost): {line.strip()[:80]}")
+        if re.search(r"(?<![-{}])--(?!-)", line.replace("-{}-", "")):
+            problems.append(f"report.tex: -- becomes an en dash: {line.strip()[:80]}")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a convenience for people
