@@ -25,6 +25,7 @@ from netviz import claims, codecs, metrics, plots
 from netviz.data import class_index, imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
+from netviz.experiments.saliency import image_title
 from netviz.methods.adversarial import Attack, Fooling, fgsm, fooling_image, mi_fgsm, pgd, projected_gradient
 
 TITLE = "Adversarial examples"
@@ -353,7 +354,8 @@ def run(ctx: Context) -> dict:
     sweep_indices = list(sec["sweep_images"] or range(len(images)))
     names = list(state.models)
     results: dict = {
-        "images": [{"id": i, "label": int(l), "name": n} for i, n, l in zip(images.ids, images.names, images.labels)],
+        "images": [{"id": i, "label": int(l), "name": n, "title": image_title(k, i, n)}
+                   for k, (i, n, l) in enumerate(zip(images.ids, images.names, images.labels))],
         "target": target, "target_name": imagenet_categories()[target], "jpeg_quality": state.quality,
         "clean": {m: {"top1": int(state.correct[m].sum()), "n": len(images), "correct": state.correct[m].tolist()} for m in names},
         "fooling": {}, "sweep": {}, "transfer": {}, "figures": {},

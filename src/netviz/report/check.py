@@ -36,7 +36,7 @@ BROKEN = {
 }
 # dotted words that are not a missing space: abbreviations, file names, config keys, method names
 DOTTED_OK = re.compile(r"\b(e\.g|i\.e|et al|vs|etc|[\w-]+\.(json|npz|png|pdf|tex|html|toml|py|pth|csv|md|j2)"
-                       r"|[a-z_]+\.[a-z_]+(\.[a-z_]+)*|[a-z]+\.[A-Z][a-z]+)\b")
+                       r"|[a-z_]+\.[a-z_]+(\.[a-z_]+)*)\b")
 
 
 def report_text(report_html: str) -> str:
