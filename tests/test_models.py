@@ -22,7 +22,7 @@ def test_vgg16_without_weights_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(NetvizError) as err:
         models.resolve_weights("vgg16", {}, str(tmp_path))
     message = str(err.value)
-    assert "vgg16.pth" in message and "models.weights.vgg16" in message and "\n" not in message
+    assert "vgg16-397923af.pth" in message and "models.weights.vgg16" in message and "\n" not in message
 
 
 def test_explicit_weights_path_must_exist(tmp_path):
@@ -112,7 +112,7 @@ def _assert_same_function(plain, folded, x, targets):
 
 def test_batchnorm_folding_keeps_efficientnet_lite0_the_same_function(course_images):
     net, _, _ = models.build_network("efficientnet_lite0")
-    state = torch.load(models.resolve_weights("efficientnet_lite0", {}), map_location="cpu", weights_only=True)
+    state = torch.load(models.resolve_weights("efficientnet_lite0", {}).path, map_location="cpu", weights_only=True)
     net.load_state_dict(models._lite0_state_dict(state), strict=True)
     plain, folded = _unfolded_and_folded("efficientnet_lite0", net)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())

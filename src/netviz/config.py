@@ -14,8 +14,10 @@ from typing import Any
 
 from netviz.errors import NetvizError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout (in an installed package: its parent folders)
+# config/default.toml, reached through the package's link to it so that an installed netviz carries it too.
+DEFAULT_CONFIG = (Path(__file__).resolve().parent / "assets" / "default.toml").resolve()
+TEMPLATES_DIR = (Path(__file__).resolve().parent / "assets" / "templates").resolve()  # likewise templates/
 
 # Tables whose keys are free (user-chosen names), with the type every value must have.
 FREE_TABLES: dict[str, type] = {"models.weights": str, "grade.tolerances": dict}

@@ -23,14 +23,16 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from netviz.config import PROJECT_ROOT
+from netviz import assets
 from netviz.errors import NetvizError
+from netviz.store import display_path, hash_file
 
 IMAGE_SIZE = 224
-COURSE_NPZ = "imagenet_val_25.npz"
+COURSE_NPZ = assets.COURSE_NPZ.relpath
 COURSE_URL = "http://cs231n.stanford.edu/imagenet_val_25.npz"
-COURSE_SHA256 = "35141609d22457c791e8fbe10c2d3b09ed0d6a04b669173e9fbebb0b4915cd3c"
-COURSE_BOXES = PROJECT_ROOT / "data" / "imagenet_val_25_boxes.json"
+COURSE_SHA256 = assets.COURSE_NPZ.sha256
+COURSE_BOXES = assets.COURSE_BOXES.path
+DOWNLOAD_DIR = Path.home() / ".cache" / "netviz"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 Box = tuple[int, int, int, int]
@@ -58,19 +60,55 @@ class ImageSet:
         return int(self.images.shape[0])
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = hash_file  # one file hash for the whole package (netviz.store)
 
 
-def resolve_data_dir(configured: str = "") -> Path:
-    """The data directory: the config's ``run.data_dir`` (set by ``--data-dir``), else ``$NETVIZ_DATA_DIR``,
-    else ``~/.cache/netviz`` (where downloads go)."""
+def user_data_dir(configured: str = "") -> Path | None:
+    """The data directory the user chose: the config's ``run.data_dir`` (set by ``--data-dir``), else
+    ``$NETVIZ_DATA_DIR``; ``None`` when neither is set. Files found there override the embedded ones."""
     chosen = configured or os.environ.get("NETVIZ_DATA_DIR", "")
-    return Path(chosen).expanduser() if chosen else Path.home() / ".cache" / "netviz"
+    return Path(chosen).expanduser() if chosen else None
+
+
+def _data_dir_label(configured: str, name: str) -> str:
+    how = "--data-dir" if configured else "$NETVIZ_DATA_DIR"
+    return f"data directory ({how}): {name}"
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file chosen for this run: where it is and how reports name it (no machine paths)."""
+
+    path: Path
+    source: str
+
+
+def course_npz(configured_dir: str = "") -> DataFile:
+    """The course's ``imagenet_val_25.npz``, checked against its sha256 before anything parses it.
+
+    Looked up in order: the user's data directory (``run.data_dir`` / ``$NETVIZ_DATA_DIR``), the copy embedded in
+    the package (:mod:`netviz.assets`), the download cache ``~/.cache/netviz``, then the course's URL (downloaded
+    into that cache). A file that is present but has another sha256 is refused, never skipped.
+    """
+    chosen = user_data_dir(configured_dir)
+    if chosen is not None and (chosen / COURSE_NPZ).is_file():
+        path = chosen / COURSE_NPZ
+        _check_course_sha(path, "replace it with the course's file or remove it to use the embedded copy")
+        return DataFile(path, _data_dir_label(configured_dir, COURSE_NPZ))
+    if assets.COURSE_NPZ.path.exists():
+        return DataFile(assets.verified(assets.COURSE_NPZ), f"embedded: {assets.COURSE_NPZ.label}")
+    path = DOWNLOAD_DIR / COURSE_NPZ
+    if not path.exists():
+        download(COURSE_URL, path, COURSE_SHA256)
+    _check_course_sha(path, "delete it so it is downloaded again")
+    return DataFile(path, f"download cache: ~/.cache/netviz/{COURSE_NPZ} (from {COURSE_URL})")
+
+
+def _check_course_sha(path: Path, remedy: str) -> None:
+    got = sha256_file(path)
+    if got != COURSE_SHA256:  # the file is unpickled later, so only the known file may pass
+        raise NetvizError(f"{path} is corrupt or not the course's file (sha256 {got[:12]}…, expected "
+                          f"{COURSE_SHA256[:12]}…); {remedy}")
 
 
 @lru_cache(maxsize=1)
@@ -127,27 +165,20 @@ def _content_sha(images: torch.Tensor, labels: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def load_course_boxes(path: Path = COURSE_BOXES) -> dict[int, list[Box]]:
-    """Object boxes of the 25 course images, by image index."""
-    with open(path) as fh:
+def load_course_boxes(path: Path | None = None) -> dict[int, list[Box]]:
+    """Object boxes of the 25 course images, by image index (the embedded annotations unless ``path``)."""
+    with open(path or assets.verified(assets.COURSE_BOXES)) as fh:
         annotations = json.load(fh)
     return {int(item["index"]): [tuple(int(v) for v in box) for box in item["boxes"]] for item in annotations["images"]}
 
 
-def load_course_images(data_dir: Path) -> ImageSet:
+def load_course_images(data_dir: Path | str = "") -> ImageSet:
     """The course's 25 ImageNet validation images (``imagenet_val_25.npz``), checked against its sha256.
 
-    Looks in ``data_dir``; when absent, downloads it from the course URL into ``data_dir``.
+    ``data_dir``: a data directory whose copy overrides the embedded one (see :func:`course_npz`); "" = none.
     """
-    path = data_dir / COURSE_NPZ
-    if not path.exists():
-        download(COURSE_URL, path, COURSE_SHA256)
-    got = sha256_file(path)
-    if got != COURSE_SHA256:  # the file is unpickled below, so only a known file is loaded
-        raise NetvizError(
-            f"{path} is corrupt or not the course's file (sha256 {got[:12]}…, expected {COURSE_SHA256[:12]}…); "
-            "delete it so it is downloaded again, or replace it"
-        )
+    chosen = course_npz(str(data_dir) if data_dir else "")
+    path = chosen.path
     with np.load(path, allow_pickle=True) as npz:
         pixels, labels = npz["X"], npz["y"]
     if pixels.ndim != 4 or pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
@@ -162,7 +193,7 @@ def load_course_images(data_dir: Path) -> ImageSet:
         names=[categories[int(y)] for y in labels_t],
         ids=[str(i) for i in range(len(labels_t))],
         boxes=[boxes.get(i, []) for i in range(len(labels_t))],
-        source=str(path),
+        source=chosen.source,
         sha256=_content_sha(images, labels_t),
     )
 
@@ -237,20 +268,21 @@ def load_image_folder(folder: Path) -> ImageSet:
     images = torch.stack(tensors).float().div(255.0).contiguous()
     labels_t = torch.tensor(labels, dtype=torch.int64)
     categories = imagenet_categories()
-    return ImageSet(images, labels_t, [categories[i] for i in labels], ids, boxes, str(folder), _content_sha(images, labels_t))
+    return ImageSet(images, labels_t, [categories[i] for i in labels], ids, boxes, display_path(folder),
+                    _content_sha(images, labels_t))
 
 
 def load_images(run_config: dict) -> ImageSet:
     """The image set chosen by the ``[run]`` config: a user folder (``images``) or the course's 25 images."""
     if run_config.get("images"):
         return load_image_folder(Path(run_config["images"]).expanduser())
-    return load_course_images(resolve_data_dir(run_config.get("data_dir", "")))
+    return load_course_images(run_config.get("data_dir", ""))
 
 
 def data_fingerprint(run_config: dict) -> dict:
     """What the image set chosen by ``[run]`` is made from, without decoding it (for cache keys and provenance).
 
-    Returns ``{"source": path, "files": {name: sha256}, "sha256": <hash over those>, "images": N}``: the
+    Returns ``{"source": where it came from (no machine paths), "files": {name: sha256}, "sha256": <hash over those>, "images": N}``: the
     course's npz and box annotations, or a folder's labels file and every image it lists.
     """
     if run_config.get("images"):
@@ -264,13 +296,11 @@ def data_fingerprint(run_config: dict) -> dict:
         if missing:
             raise NetvizError(f"{folder / missing[0]} is listed in the labels file but does not exist")
         files = {name: sha256_file(folder / name) for name in names}
-        count, source = len(entries), folder
+        count, source = len(entries), display_path(folder)
     else:
-        path = resolve_data_dir(run_config.get("data_dir", "")) / COURSE_NPZ
-        if not path.exists():
-            download(COURSE_URL, path, COURSE_SHA256)
-        files = {COURSE_NPZ: sha256_file(path), COURSE_BOXES.name: sha256_file(COURSE_BOXES)}
-        with np.load(path, allow_pickle=False) as npz:
-            count, source = int(npz["y"].shape[0]), path
+        chosen = course_npz(run_config.get("data_dir", ""))
+        files = {COURSE_NPZ: sha256_file(chosen.path), COURSE_BOXES.name: sha256_file(assets.verified(assets.COURSE_BOXES))}
+        with np.load(chosen.path, allow_pickle=False) as npz:
+            count, source = int(npz["y"].shape[0]), chosen.source
     combined = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     return {"source": str(source), "files": files, "sha256": combined, "images": count}

@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from netviz import store
-from netviz.config import PROJECT_ROOT, section_models
+from netviz.config import TEMPLATES_DIR, section_models
 from netviz.errors import NetvizError
 from netviz.experiments import SECTIONS
 
@@ -581,7 +581,7 @@ def write_html(result: Grade, path: Path) -> Path:
             if not c.passed:
                 entry["difference"] = _thumbnail(_difference(e_img, a_img), [p["box"] for p in bad])
         figures.append(entry)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(PROJECT_ROOT / "templates"), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     html = env.get_template("grade.html.j2").render(
         result=result, rows=summary_rows(result), figures=figures,

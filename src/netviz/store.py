@@ -124,6 +124,21 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def display_path(path: Path | str) -> str:
+    """How a report names a file or folder without printing the build machine's layout: relative to the project
+    (or the working directory) when inside it, ``~/…`` under the home folder, else the name alone."""
+    path = Path(path).expanduser().resolve()
+    from netviz.config import PROJECT_ROOT
+
+    for base in (PROJECT_ROOT, Path.cwd().resolve()):
+        if path == base or base in path.parents:
+            return path.relative_to(base).as_posix() or "."
+    home = Path.home().resolve()
+    if home in path.parents:
+        return "~/" + path.relative_to(home).as_posix()
+    return f"…/{path.name}"
+
+
 def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -50,10 +50,10 @@ class ModelCache:
         self._weights: dict[str, tuple[str, str]] = {}
 
     def weights(self, name: str) -> tuple[str, str]:
-        """(path, sha256) of model ``name``'s weights file."""
+        """(origin, sha256) of model ``name``'s weights file; the origin names it without machine paths."""
         if name not in self._weights:
-            path = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
-            self._weights[name] = (str(path), sha256_file(path))
+            found = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
+            self._weights[name] = (found.source, sha256_file(found.path))
         return self._weights[name]
 
     def weights_sha(self, name: str) -> str:
@@ -218,11 +218,11 @@ def _provenance(config, root, data, models, device, determinism, log) -> dict:
         for part, sha in manifest.get("parts", {}).items():
             if part.startswith("weights "):
                 name = part.split(" ", 1)[1]
-                entry = weights.setdefault(name, {"path": None, "sha256": sha, "sections": []})
+                entry = weights.setdefault(name, {"source": None, "sha256": sha, "sections": []})
                 entry["sections"].append(section)
                 try:
-                    path, now = models.weights(name)
-                    entry["path"] = path
+                    source, now = models.weights(name)
+                    entry["source"] = source
                 except NetvizError:
                     now = None
                 if now != sha:

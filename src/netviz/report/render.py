@@ -20,12 +20,12 @@ import jinja2
 from markupsafe import Markup
 
 from netviz import cache, store
-from netviz.config import PROJECT_ROOT
+from netviz.config import TEMPLATES_DIR
 from netviz.errors import NetvizError
 from netviz.experiments import SECTIONS
 from netviz.report.formats import Format, HtmlFormat, TexFormat, tex_escape
 
-TEMPLATES = PROJECT_ROOT / "templates"
+TEMPLATES = TEMPLATES_DIR
 REPORT_KEY = ".report-key.json"
 
 
