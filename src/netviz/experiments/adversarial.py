@@ -218,6 +218,8 @@ def fooling_set(run: Run, source: str, indices: list[int], target: int, spec: Fo
         # survival: of the images that fooled the model as floats, the share whose stored file still does
         "survive_png": rate(r["success_png"] for r in rows if r["success_float"]),
         "survive_jpeg": rate(r["success_jpeg"] for r in rows if r["success_float"]),
+        "lost_png": rate(not r["success_png"] for r in rows if r["success_float"]),
+        "lost_jpeg": rate(not r["success_jpeg"] for r in rows if r["success_float"]),
         # on the other models: reaching the target (targeted transfer), or just leaving the true class
         "transfer_target": {m: rate(r["png"][m]["pred"] == target for r in rows) for m in run.models},
         "transfer_flip": {m: rate(r["png"][m]["pred"] != r["true"] for r in rows if run.correct[m][r["index"]]) for m in run.models},
