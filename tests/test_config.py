@@ -71,3 +71,32 @@ def test_broken_overlay_is_one_line_error(tmp_path):
 def test_set_without_equals():
     with pytest.raises(NetvizError, match="KEY=VALUE"):
         parse_override("saliency.num_shown")
+
+
+def test_every_numeric_key_has_a_range():
+    """Each int or float key of default.toml is range-checked at load (the table in config.py), so a new key
+    cannot slip in unchecked; every table entry names a real key."""
+    from netviz import cache
+    from netviz.config import CONSTRAINTS, _numbers
+
+    flat = cache.flatten(load_config())
+    numeric = {key for key, value in flat.items() if _numbers(value) and not key.startswith("grade.tolerances")}
+    assert numeric - set(CONSTRAINTS) == set()
+    assert set(CONSTRAINTS) - set(flat) == set()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("saliency.tolerance_px=-1", "'saliency.tolerance_px' must be >= 0, got -1"),
+    ("classviz.learning_rate=nan", "'classviz.learning_rate' must be a finite number"),
+    ("adversarial.eps_grid=[1.0, -2.0]", "'adversarial.eps_grid' must be > 0, got -2.0 in [1.0, -2.0]"),
+    ("run.seed=-1", "'run.seed' must be in 0..4294967295"),
+])
+def test_values_are_range_checked_at_load(override, message):
+    with pytest.raises(NetvizError) as err:
+        load_config(overrides=[override])
+    assert message in str(err.value)
+
+
+def test_ranges_admit_the_defaults_and_edges():
+    config = load_config(overrides=["saliency.tolerance_px=0", "adversarial.fooling_kappa=0", "run.seed=4294967295"])
+    assert config["run"]["seed"] == 2**32 - 1

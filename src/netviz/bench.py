@@ -647,7 +647,7 @@ def _precision_row(section: str, method: str, model_name: str, work: str, model,
             "max_abs_diff_levels": round(float(levels_diff.max()), 3),
             "mean_abs_diff_levels": round(float(levels_diff.mean()), 4),
             "agreement": f"{int(agree.sum())}/{len(agree)}", "agree": int(agree.sum()), "n": len(agree),
-            "fp32_s": round(times[0], 2), "bf16_s": round(times[1], 2)}
+            "fp32_s": round(times[0], 4), "bf16_s": round(times[1], 4)}
 
 
 def _both_precisions(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, tuple]:
@@ -738,11 +738,11 @@ def summarize(rows: list[dict]) -> list[dict]:
         if loop:
             ours = sum(batched[(r["task"], r["model"])] for r in loop)
             entry.update(loop_s=round(sum(r["median_s"] for r in loop), 3),
-                         vs_loop=round(sum(r["median_s"] for r in loop) / ours, 2))
+                         vs_loop=round(sum(r["median_s"] for r in loop) / ours, 2) if ours > 0 else None)
         if library:
             ours = sum(batched[(r["task"], r["model"])] for r in library)
             entry.update(library_s=round(sum(r["median_s"] for r in library), 3),
-                         vs_library=round(sum(r["median_s"] for r in library) / ours, 2),
+                         vs_library=round(sum(r["median_s"] for r in library) / ours, 2) if ours > 0 else None,
                          libraries=sorted({r["variant"] for r in library}))
         entry["meets_target"] = entry["vs_loop"] is not None and entry["vs_loop"] >= TARGET_SPEEDUP
         out.append(entry)

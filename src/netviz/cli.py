@@ -1,13 +1,16 @@
 """The ``netviz`` command line: ``run``, ``report``, ``expected``, ``grade``, ``bench`` (and more as sections add them).
 
-User errors (:class:`NetvizError`) print one line, ``netviz: error: ...``, and exit with status 2.
-``grade`` exits with status 1 when the build fails the grading.
+User errors (:class:`NetvizError`) and faults of the environment (a read-only folder, a full disk) print one line,
+``netviz: error: ...``, and exit with status 2. Anything else is a bug in netviz: its traceback is printed, then a
+line saying so, and the exit status is 1. ``grade`` exits with status 1 when the build fails the grading.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+import traceback
 from pathlib import Path
 
 from netviz.errors import NetvizError
@@ -113,6 +116,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Faults of the machine rather than of netviz: what to do about each.
+_ENVIRONMENT = {
+    errno.ENOSPC: "free some space and run again",
+    errno.EDQUOT: "free some space (disk quota) and run again",
+    errno.EROFS: "the file system is read-only; run in a writable folder",
+    errno.EACCES: "check the folder's permissions or run in a writable folder",
+    errno.EPERM: "check the folder's permissions or run in a writable folder",
+    errno.EIO: "the disk reported an I/O error; check it",
+}
+
+
+def environment_message(err: OSError) -> str | None:
+    """One line for an OS fault that is the machine's (full disk, read-only or forbidden folder); else None."""
+    if err.errno not in _ENVIRONMENT:
+        return None
+    where = f"'{err.filename}': " if err.filename else ""
+    return f"{where}{err.strerror or errno.errorcode.get(err.errno, err.errno)}; {_ENVIRONMENT[err.errno]} " \
+           "(earlier results are intact)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -121,9 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     except NetvizError as err:
         print(f"netviz: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        message = environment_message(err)
+        if message is None:
+            return _bug()
+        print(f"netviz: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("netviz: interrupted; earlier results are intact, run again to finish", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - the last resort: every expected error is handled above
+        return _bug()
+
+
+def _bug() -> int:
+    """Show the exception being handled as the bug it is: its traceback, then one line saying so; exit status 1."""
+    traceback.print_exc()
+    print("netviz: internal error: the traceback above is a bug in netviz, not a mistake of yours; "
+          "please report it with the command you ran", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

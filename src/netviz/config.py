@@ -8,7 +8,9 @@ that lists the valid keys.
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,93 @@ TEMPLATES_DIR = (Path(__file__).resolve().parent / "assets" / "templates").resol
 
 # Tables whose keys are free (user-chosen names), with the type every value must have.
 FREE_TABLES: dict[str, type] = {"models.weights": str, "grade.tolerances": dict}
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric key (inclusive unless ``open_low``); a list key's every element must lie within."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {self.low}..{self.high}"
+        if self.low is not None:
+            return f"{'>' if self.open_low else '>='} {self.low}"
+        return f"<= {self.high}"
+
+
+AT_LEAST_0, AT_LEAST_1, POSITIVE = Range(0), Range(1), Range(0, open_low=True)
+SHARE, CLASS = Range(0, 1), Range(0, 999)
+
+# What each numeric key admits, checked whenever a config is loaded (every float anywhere must also be finite).
+# A key missing here is only type- and finiteness-checked; sections check what depends on the image set.
+CONSTRAINTS: dict[str, Range] = {
+    "run.seed": Range(0, 2**32 - 1), "run.batch_size": AT_LEAST_0,
+    "run.memory_budget_gb": POSITIVE, "run.gpu_memory_budget_gb": POSITIVE,
+    "saliency.batch_size": AT_LEAST_0, "saliency.num_shown": AT_LEAST_1, "saliency.tolerance_px": AT_LEAST_0,
+    "saliency_methods.batch_size": AT_LEAST_0, "saliency_methods.num_shown": AT_LEAST_1,
+    "saliency_methods.tolerance_px": AT_LEAST_0, "saliency_methods.smoothgrad_samples": AT_LEAST_1,
+    "saliency_methods.smoothgrad_sigma": AT_LEAST_0, "saliency_methods.ig_steps": AT_LEAST_1,
+    "saliency_methods.ig_blur_sigma": POSITIVE, "saliency_methods.perturbation_steps": AT_LEAST_1,
+    "saliency_methods.substrate_blur_sigma": POSITIVE, "saliency_methods.randomization_images": AT_LEAST_1,
+    "saliency_methods.randomization_fractions": SHARE,
+    "classviz.batch_size": AT_LEAST_0, "classviz.learning_rate": AT_LEAST_0, "classviz.l2_reg": AT_LEAST_0,
+    "classviz.num_iterations": AT_LEAST_1, "classviz.blur_every": AT_LEAST_0, "classviz.blur_sigma": AT_LEAST_0,
+    "classviz.max_jitter": AT_LEAST_0, "classviz.snapshots": AT_LEAST_0, "classviz.target": CLASS,
+    "classviz.gallery": CLASS, "classviz.other_gallery": CLASS, "classviz.sweep_classes": CLASS,
+    "classviz.sweep_learning_rates": AT_LEAST_0, "classviz.sweep_l2_regs": AT_LEAST_0,
+    "classviz.start_image": AT_LEAST_0, "classviz.start_target": CLASS, "classviz.own_class_image": AT_LEAST_0,
+    "adversarial.batch_size": AT_LEAST_0, "adversarial.fooling_images": AT_LEAST_0,
+    "adversarial.fooling_target": CLASS, "adversarial.fooling_shown": AT_LEAST_0, "adversarial.fooling_lr": POSITIVE,
+    "adversarial.fooling_max_iter": AT_LEAST_1, "adversarial.fooling_kappa": Range(0, 1),
+    "adversarial.kappa_compare": Range(0, 1), "adversarial.eps_grid": POSITIVE, "adversarial.eps_grid_l2": POSITIVE,
+    "adversarial.sweep_images": AT_LEAST_0, "adversarial.steps": AT_LEAST_1, "adversarial.step_size": POSITIVE,
+    "adversarial.momentum": AT_LEAST_0, "adversarial.transfer_eps": POSITIVE, "adversarial.transfer_eps_l2": POSITIVE,
+    "adversarial.transfer_steps": AT_LEAST_1, "adversarial.jpeg_quality": Range(1, 95),
+    "grade.ssim_min": Range(-1, 1), "grade.ssim_min_rescaled": Range(-1, 1), "grade.abs_tol": AT_LEAST_0,
+    "grade.rel_tol": AT_LEAST_0,
+    "bench.images": AT_LEAST_0, "bench.repeats": AT_LEAST_1, "bench.time_limit_s": POSITIVE,
+    "bench.max_steps": AT_LEAST_0, "bench.map_images": AT_LEAST_0, "bench.precision_steps": AT_LEAST_1,
+    "bench.memory_budgets_gb": POSITIVE, "bench.memory_images": AT_LEAST_1, "bench.memory_image_size": Range(32),
+}
+
+
+def _numbers(value: Any) -> list:
+    """Every int or float in ``value`` (nested lists and tables included; booleans are not numbers)."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def check_values(config: dict) -> None:
+    """Refuse non-finite floats anywhere and numbers outside :data:`CONSTRAINTS`, naming the key and the range."""
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{path}.")
+                continue
+            bad = [n for n in _numbers(value) if isinstance(n, float) and not math.isfinite(n)]
+            if bad:
+                raise NetvizError(f"config key '{path}' must be a finite number, got {value!r}")
+            rule = CONSTRAINTS.get(path)
+            if rule is not None:
+                outside = [n for n in _numbers(value) if not rule.admits(n)]
+                if outside:
+                    shown = f"{outside[0]!r} in {value!r}" if isinstance(value, list) else repr(value)
+                    raise NetvizError(f"config key '{path}' must be {rule.describe()}, got {shown}")
+
+    walk(config, "")
 
 
 def _type_name(value: Any) -> str:
@@ -98,6 +187,12 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise NetvizError(f"config file '{path}' not found; pass an existing file to --config") from None
+    except IsADirectoryError:
+        raise NetvizError(f"config file '{path}' is a folder; pass a TOML file to --config") from None
+    except PermissionError:
+        raise NetvizError(f"config file '{path}' cannot be read (permission denied); fix its permissions") from None
+    except UnicodeDecodeError as err:
+        raise NetvizError(f"config file '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as err:
         raise NetvizError(f"config file '{path}' is not valid TOML: {err}") from None
 
@@ -115,6 +210,7 @@ def load_config(files: list[Path] | tuple = (), overrides: list[str] | tuple = (
         _merge(config, parse_override(text))
     if extra:
         _merge(config, extra)
+    check_values(config)
     return config
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from netviz import assets
 from netviz.errors import NetvizError
@@ -91,6 +91,11 @@ def course_npz(configured_dir: str = "") -> DataFile:
     into that cache). A file that is present but has another sha256 is refused, never skipped.
     """
     chosen = user_data_dir(configured_dir)
+    if chosen is not None and chosen.exists() and not chosen.is_dir():
+        raise NetvizError(f"data dir '{chosen}' is a file, not a folder; point NETVIZ_DATA_DIR / --data-dir at a "
+                          "folder (or leave it unset to use the embedded files)")
+    if chosen is not None and (chosen / COURSE_NPZ).is_dir():
+        raise NetvizError(f"{chosen / COURSE_NPZ} is a folder, not the course's npz file; remove it or put the file there")
     if chosen is not None and (chosen / COURSE_NPZ).is_file():
         path = chosen / COURSE_NPZ
         _check_course_sha(path, "replace it with the course's file or remove it to use the embedded copy")
@@ -208,7 +213,7 @@ def _resize_center_crop(image: Image.Image, size: int = IMAGE_SIZE) -> tuple[Ima
     return resized.crop((left, top, left + size, top + size)), scale, left, top
 
 
-def _map_box(box, scale: float, left: int, top: int, size: int = IMAGE_SIZE) -> Box | None:
+def _map_box(box: Box, scale: float, left: int, top: int, size: int = IMAGE_SIZE) -> Box | None:
     x0, y0, x1, y1 = (float(v) for v in box)
     mapped = (
         int(np.clip(np.floor(x0 * scale - left), 0, size)),
@@ -219,31 +224,140 @@ def _map_box(box, scale: float, left: int, top: int, size: int = IMAGE_SIZE) -> 
     return mapped if mapped[2] > mapped[0] and mapped[3] > mapped[1] else None  # boxes cropped away vanish
 
 
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise _Duplicate(repeated)
+    return dict(pairs)
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _safe_name(folder: Path, labels_file: Path, name: object) -> str:
+    """``name`` if it is a file name relative to ``folder`` that stays inside it (no absolute path, no ``..``,
+    no symlink leading out); else a :class:`NetvizError` naming the entry."""
+    if not isinstance(name, str) or not name.strip():
+        raise NetvizError(f"{labels_file}: entry {name!r} is not a file name; name each image by its file in {folder}")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise NetvizError(f"{labels_file}: entry '{name}' points outside {folder}; name images by their path inside it")
+    inside = folder.resolve()
+    resolved = (folder / relative).resolve()
+    if resolved != inside and inside not in resolved.parents:
+        raise NetvizError(f"{labels_file}: entry '{name}' leads outside {folder} (a link to {resolved}); "
+                          "copy the image into the folder instead")
+    return name
+
+
+def _check_label(labels_file: Path, name: str, label: object) -> str | int:
+    if isinstance(label, bool) or not isinstance(label, (str, int)) or (isinstance(label, str) and not label.strip()):
+        raise NetvizError(f"{labels_file}: entry '{name}' has label {label!r}; give an ImageNet class name or an "
+                          "index 0..999")
+    return label
+
+
+def _check_boxes(labels_file: Path, name: str, boxes: object) -> list[tuple[float, float, float, float]]:
+    """Boxes as a list of ``[x0, y0, x1, y1]`` with finite numbers and x0 < x1, y0 < y1, else one line naming them."""
+    def bad(what: str) -> NetvizError:
+        return NetvizError(f"{labels_file}: entry '{name}' has {what}; boxes are a list of [x0, y0, x1, y1] "
+                           "in the image's pixels, x0 < x1 and y0 < y1")
+
+    if not isinstance(boxes, list):
+        raise bad(f"boxes {boxes!r}")
+    checked = []
+    for box in boxes:
+        if not isinstance(box, list) or len(box) != 4:
+            raise bad(f"box {box!r}" + (" (boxes must be a list of lists)" if not isinstance(box, list) else ""))
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in box):
+            raise bad(f"box {box!r} with a value that is not a finite number")
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not (x0 < x1 and y0 < y1):
+            raise bad(f"inverted or empty box {box!r}")
+        checked.append((x0, y0, x1, y1))
+    return checked
+
+
 def _read_labels(folder: Path) -> dict[str, dict]:
     """Read ``labels.json`` ({file: label} or {file: {"label": ..., "boxes": [[x0,y0,x1,y1], ...]}}) or
-    ``labels.csv`` (columns ``file,label``)."""
+    ``labels.csv`` (columns ``file,label``). Every entry is checked (file inside ``folder``, a label, well-formed
+    boxes); a problem is a :class:`NetvizError` naming the labels file and the entry."""
     json_path, csv_path = folder / "labels.json", folder / "labels.csv"
     if json_path.exists():
         try:
-            raw = json.loads(json_path.read_text())
-        except json.JSONDecodeError as err:
+            raw = json.loads(json_path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
+        except _Duplicate as dup:
+            raise NetvizError(f"{json_path} lists '{dup}' twice; keep one entry per image") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise NetvizError(f"{json_path} is not valid JSON ({err}); fix it (see README, 'Your own images')") from None
-        return {name: (entry if isinstance(entry, dict) else {"label": entry}) for name, entry in raw.items()}
+        except OSError as err:
+            raise NetvizError(f"{json_path} cannot be read ({err.strerror}); fix it (see README, 'Your own images')") from None
+        if not isinstance(raw, dict):
+            raise NetvizError(f"{json_path} must be a JSON object {{\"file\": label, ...}}, not a {type(raw).__name__}")
+        entries = {}
+        for name, entry in raw.items():
+            _safe_name(folder, json_path, name)
+            if isinstance(entry, dict):
+                unknown = sorted(set(entry) - {"label", "boxes"})
+                if "label" not in entry or unknown:
+                    what = f"unknown field '{unknown[0]}'" if unknown else "no 'label'"
+                    raise NetvizError(f"{json_path}: entry '{name}' has {what}; write {{\"label\": ..., \"boxes\": [...]}}")
+                entries[name] = {"label": _check_label(json_path, name, entry["label"]),
+                                 "boxes": _check_boxes(json_path, name, entry.get("boxes", []))}
+            else:
+                entries[name] = {"label": _check_label(json_path, name, entry), "boxes": []}
+        return entries
     if csv_path.exists():
-        with open(csv_path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if rows and not {"file", "label"} <= set(rows[0]):
-            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {list(rows[0])}")
-        return {row["file"]: {"label": row["label"]} for row in rows}
+        try:
+            with open(csv_path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                rows, header = list(reader), reader.fieldnames or []
+        except (UnicodeDecodeError, csv.Error, OSError) as err:
+            raise NetvizError(f"{csv_path} cannot be read as UTF-8 CSV ({err}); save it as 'file,label' rows") from None
+        if not {"file", "label"} <= set(header):
+            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {header}")
+        entries = {}
+        for number, row in enumerate(rows, start=2):  # line 1 is the header
+            name, label = row["file"], row["label"]
+            if name is None or label is None or not label.strip():
+                raise NetvizError(f"{csv_path}, line {number}: needs 'file,label', got {name!r}, {label!r}")
+            _safe_name(folder, csv_path, name)
+            if name in entries:
+                raise NetvizError(f"{csv_path}, line {number}: '{name}' is listed twice; keep one row per image")
+            entries[name] = {"label": label, "boxes": []}
+        return entries
     raise NetvizError(f"no labels.json or labels.csv in {folder}; add one giving a class per image (see README)")
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of ``image`` as it is displayed: EXIF orientation applied, 16- and 32-bit gray scaled to
+    8 bits (PIL's own convert clips them, turning most images white), transparency composed over white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        depth = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(values / depth * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
+        return Image.fromarray(np.clip(np.round(values * scale), 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def load_image_folder(folder: Path) -> ImageSet:
     """The user's own images: every file of ``folder`` listed in its labels file, resized (shorter side 224)
-    and center-cropped to 224×224. Boxes, if given, are in the original image's pixels and are mapped."""
+    and center-cropped to 224×224. Boxes, if given, are in the pixels of the image as displayed (after its
+    EXIF orientation) and are mapped; a box that does not lie inside its image is refused."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise NetvizError(f"image folder '{folder}' does not exist; pass a folder of images with a labels file")
+        raise NetvizError(f"image folder '{folder}' does not exist or is not a folder; pass a folder of images with a labels file")
     entries = _read_labels(folder)
     if not entries:
         raise NetvizError(f"the labels file in {folder} lists no images")
@@ -254,16 +368,26 @@ def load_image_folder(folder: Path) -> ImageSet:
             raise NetvizError(f"{path}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
         try:
             with Image.open(path) as img:
-                image = img.convert("RGB")
+                image = _as_rgb(img)
         except FileNotFoundError:
             raise NetvizError(f"{path} is listed in the labels file but does not exist") from None
-        except (UnidentifiedImageError, OSError) as err:
+        except Image.DecompressionBombError as err:
+            raise NetvizError(f"{path} is too large to decode safely ({err}); shrink it first") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
             raise NetvizError(f"{path} cannot be read as an image ({err})") from None
+        width, height = image.size
+        outside = [b for b in entries[name]["boxes"] if b[0] < 0 or b[1] < 0 or b[2] > width or b[3] > height]
+        if outside:
+            raise NetvizError(f"{path}: box {list(outside[0])} is outside the {width}×{height} image; "
+                              "give boxes in the image's pixels (after its EXIF orientation)")
         cropped, scale, left, top = _resize_center_crop(image)
         tensors.append(torch.from_numpy(np.asarray(cropped, dtype=np.uint8).copy()).permute(2, 0, 1))
-        labels.append(class_index(entries[name]["label"]))
+        try:
+            labels.append(class_index(entries[name]["label"]))
+        except NetvizError as err:
+            raise NetvizError(f"{path}: {err}") from None
         ids.append(name)
-        mapped = [_map_box(b, scale, left, top) for b in entries[name].get("boxes", [])]
+        mapped = [_map_box(b, scale, left, top) for b in entries[name]["boxes"]]
         boxes.append([b for b in mapped if b is not None])
     images = torch.stack(tensors).float().div(255.0).contiguous()
     labels_t = torch.tensor(labels, dtype=torch.int64)
@@ -288,7 +412,7 @@ def data_fingerprint(run_config: dict) -> dict:
     if run_config.get("images"):
         folder = Path(run_config["images"]).expanduser()
         if not folder.is_dir():
-            raise NetvizError(f"image folder '{folder}' does not exist; pass a folder of images with a labels file")
+            raise NetvizError(f"image folder '{folder}' does not exist or is not a folder; pass a folder of images with a labels file")
         entries = _read_labels(folder)
         labels_file = next(p for p in (folder / "labels.json", folder / "labels.csv") if p.exists())
         names = [labels_file.name, *sorted(entries)]

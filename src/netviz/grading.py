@@ -92,7 +92,17 @@ def load_expected(folder: Path) -> Build:
     if not (folder / MARKER).exists():
         raise NetvizError(f"'{folder}' is not an expected set (no {MARKER}); make one with "
                           "`netviz expected --out DIR` (or `make expected`)")
-    return load_build(folder, "expected set")
+    build = load_build(folder, "expected set")
+    for name in sorted(p.name for p in (folder / "results").iterdir() if p.is_dir()):
+        stored = build.sections.get(name)
+        if stored is None:
+            raise NetvizError(f"expected set '{folder}' is damaged: results/{name} lacks its metrics.json or "
+                              "manifest.json; restore the set or make it again with `netviz expected`")
+        problems = store.check_files(stored["manifest"].get("outputs", {}), folder)
+        if problems:
+            raise NetvizError(f"expected set '{folder}' is damaged: {problems[0]} since it was made; restore the "
+                              "set or make it again with `netviz expected`")
+    return build
 
 
 def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_partial: bool = False) -> Path:
@@ -105,6 +115,8 @@ def snapshot(root: Path, out: Path, log: Callable[[str], None] = print, allow_pa
         problem = (f"section(s) {', '.join(missing)} have no stored result" if missing else
                    f"stored results of {', '.join(stale)} do not match the recorded config and code")
         raise NetvizError(f"{problem}; run `netviz run` (without --only) first, or pass --allow-partial")
+    if out.exists() and not out.is_dir():
+        raise NetvizError(f"'{out}' is a file; give --out a folder (new, empty, or an earlier expected set)")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise NetvizError(f"'{out}' exists and is not an expected set; choose an empty or new folder")
     with store.exclusive(root / "results"):  # not while a run is replacing results
@@ -265,12 +277,15 @@ def compare_value(expected: Any, actual: Any, tol: Tolerance) -> bool:
 def _rgb(path: Path) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as image:
-        if image.mode in ("RGBA", "LA", "P"):
-            image = image.convert("RGBA")
-            background = Image.new("RGBA", image.size, "white")
-            image = Image.alpha_composite(background, image)
-        return np.asarray(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("RGBA", "LA", "P"):
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, "white")
+                image = Image.alpha_composite(background, image)
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as err:  # PIL: truncated, not an image, missing
+        raise NetvizError(f"figure {path} cannot be read ({err}); restore it or rebuild it") from None
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -359,7 +374,12 @@ def compare_figure(section: str, rel: str, expected: Build, actual: Build, grade
     if section not in actual.sections or not (actual.root / rel).is_file():
         check.detail = "missing in the build"
         return check
-    e_img, a_img = _rgb(expected.root / rel), _rgb(actual.root / rel)
+    e_img = _rgb(expected.root / rel)
+    try:
+        a_img = _rgb(actual.root / rel)
+    except NetvizError:
+        check.detail = "unreadable in the build (a damaged image); rebuild it"
+        return check
     same_size = e_img.shape == a_img.shape
     check.ssim = ssim(e_img, a_img if same_size else _resize(a_img, (e_img.shape[1], e_img.shape[0])))
     sx, sy = a_img.shape[1] / e_img.shape[1], a_img.shape[0] / e_img.shape[0]
@@ -574,8 +594,11 @@ def write_html(result: Grade, path: Path) -> Path:
         e_img = _rgb(result.expected_root / c.name)
         bad = [p for p in c.panels if not p["passed"]]
         entry["expected"] = _thumbnail(e_img, [p["box"] for p in bad])
-        if (result.actual_root / c.name).is_file():
-            a_img = _rgb(result.actual_root / c.name)
+        try:
+            a_img = _rgb(result.actual_root / c.name) if (result.actual_root / c.name).is_file() else None
+        except NetvizError:
+            a_img = None  # damaged: its check already says so
+        if a_img is not None:
             entry["actual"] = _thumbnail(a_img, [p["actual_box"] for p in bad])
             entry["actual_link"] = os.path.relpath(result.actual_root / c.name, Path(path).parent)
             if not c.passed:

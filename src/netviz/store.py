@@ -73,14 +73,40 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf; numpy and 0-d tensors too) replaced by None: JSON has
+    no such numbers, and a bare ``NaN`` makes the file unreadable to strict parsers."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    if isinstance(value, (float, np.floating)) or (hasattr(value, "item") and getattr(value, "ndim", None) == 0):
+        number = value.item() if hasattr(value, "item") else value
+        return None if isinstance(number, float) and not np.isfinite(number) else value
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically. numpy scalars/arrays and Paths are converted."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``data`` as indented JSON, atomically. numpy scalars/arrays and Paths are converted; NaN and
+    infinities become ``null``."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    write_text_atomic(path, text + "\n")
+
+
+class CorruptFile(NetvizError, ValueError):
+    """A stored JSON file that cannot be parsed (a hand edit, a damaged copy)."""
 
 
 def read_json(path: Path) -> Any:
-    with open(path) as fh:
-        return json.load(fh)
+    """The JSON in ``path``; :class:`CorruptFile` (a one-line error that is also a ValueError) when it is not
+    valid UTF-8 JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFile(f"{path} is damaged (not valid JSON: {err}); restore it, or delete it and rebuild") from None
 
 
 def staging_dir(final: Path) -> Path:

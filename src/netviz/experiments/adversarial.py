@@ -273,8 +273,6 @@ def sweep(run: Run, name: str, indices: list[int]) -> dict:
         out["attacks"][attack_name] = {
             "spec": asdict(build_attack(attack_name, grid[-1], sec, int(sec["steps"]), stop_on_success=True)),
             "norm": "l2" if attack_name == "pgd_l2" else "linf", "rows": rows,
-            "step_of_eps": round(float(sec["step_size"]), 3) if attack_name in ("pgd_linf", "pgd_l2")
-            else (1.0 if attack_name == "fgsm" else round(1 / int(sec["steps"]), 3)),  # the step as a share of ε
             "per_image": [found.get(i, {"index": i, "eps": None}) for i in chosen],
             "median_min_eps": float(np.median(minimal)) if len(minimal) == len(chosen) and minimal else None,
             "max_linf": max((f["linf"] for f in found.values()), default=None),

@@ -173,12 +173,6 @@ def run(ctx: Context) -> dict:
 
     for name in names:
         results["per_model"][name] = describe(ctx, name, loaded, made[name], cfg, categories)
-        featured = results["per_model"][name]["featured"]  # the text compares its final smoothness with the photographs'
-        tv_median = results["reference"]["tv_median"]
-        featured["tv_vs_photos"] = round(featured["by_iteration"][-1]["tv"] / tv_median, 2) if tv_median else None
-        for sweep_result in results["per_model"][name]["sweeps"]:
-            for cell in sweep_result["cells"]:
-                cell["tv_vs_photos"] = round(cell["by_iteration"][-1]["tv"] / tv_median, 2) if tv_median else None
     return results
 
 
@@ -232,8 +226,6 @@ def describe(ctx: Context, name: str, loaded: dict, run: dict, cfg: dict, catego
             i = index[job]
             path = trajectory(i, cls)
             cells_out.append({"learning_rate": job.learning_rate, "l2_reg": job.l2_reg,
-                              # the share of the image the λ term keeps at each step (the decay 1 - 2·lr·λ)
-                              "keep_per_step": round(1 - 2 * job.learning_rate * job.l2_reg, 4),
                               "default": job.learning_rate == s["learning_rate"] and job.l2_reg == s["l2_reg"],
                               "by_iteration": path, "final": final(i, cls)})
             grid.append([noise.snapshots[t["iteration"]][i] for t in path])
@@ -290,10 +282,6 @@ def describe(ctx: Context, name: str, loaded: dict, run: dict, cfg: dict, catego
                              for k in snapshots if k > 0],
             "mean_abs_change": round(float(change.mean()), 5), "max_abs_change": round(float(change.max()), 5),
             "mean_abs_change_in_boxes": inside, "mean_abs_change_outside_boxes": outside,
-            # the same in 8-bit levels, as the text quotes them
-            "levels": {"mean": round(float(change.mean()) * 255, 1),
-                       "in_boxes": None if inside is None else round(inside * 255, 1),
-                       "outside_boxes": None if outside is None else round(outside * 255, 1)},
         })
         strength = change.amax(0)  # the largest change over the colour channels, shown scaled to its maximum
         strip.append([from_real.snapshots[k][j] for k in snapshots] + [(strength / max(float(strength.max()), 1e-8)).expand(3, -1, -1)])

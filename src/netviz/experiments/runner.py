@@ -188,7 +188,12 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
                 _run_one(section, config, device, images.get(), models, parts, root, log)
         record = _provenance(config, root, data, models, device, DETERMINISM, log)
         path = results_root / "provenance.json"
-        if not path.exists() or store.read_json(path) != record:
+        try:
+            same = path.is_file() and store.read_json(path) == record
+        except ValueError:  # damaged (it is written atomically, so by hand or by a bad copy): it is derived, rewrite it
+            log(f"{path} was damaged; writing it again")
+            same = False
+        if not same:
             store.write_json(path, record)
     return record
 

@@ -23,6 +23,7 @@ from netviz import cache, store
 from netviz.config import TEMPLATES_DIR
 from netviz.errors import NetvizError
 from netviz.experiments import SECTIONS
+from netviz.report.derived import derive
 from netviz.report.formats import Format, HtmlFormat, TexFormat, tex_escape
 
 TEMPLATES = TEMPLATES_DIR
@@ -66,7 +67,8 @@ def environment(fmt: Format) -> jinja2.Environment:
 
 
 def load_results(root: Path) -> dict:
-    """The stored results: ``{"sections": {name: metrics}, "provenance": {...}, "order": [...]}``."""
+    """The stored results, ``{"sections": {name: metrics}, "provenance": {...}, "order": [...], "bench": ...}``,
+    with the ratios the prose states added (:func:`netviz.report.derived.derive`)."""
     results_root = Path(root) / "results"
     provenance_path = results_root / "provenance.json"
     if not provenance_path.exists():
@@ -77,9 +79,9 @@ def load_results(root: Path) -> dict:
         if path.exists():
             sections[name] = store.read_json(path)
     bench_path = results_root / "bench" / "bench.json"  # `netviz bench`'s timings, when it was run: an appendix
-    return {"sections": sections, "provenance": store.read_json(provenance_path),
-            "order": [s for s in SECTIONS if s in sections],
-            "bench": store.read_json(bench_path) if bench_path.exists() else None}
+    return derive({"sections": sections, "provenance": store.read_json(provenance_path),
+                   "order": [s for s in SECTIONS if s in sections],
+                   "bench": store.read_json(bench_path) if bench_path.exists() else None})
 
 
 def render(root: Path, fmt: Format, results: dict) -> str:
