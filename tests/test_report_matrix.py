@@ -126,10 +126,10 @@ def test_one_image_one_model(tmp_path, weights, course_images):
     assert "Q4's comparison has no answer" in text
 
 
-@pytest.mark.skipif(not (REPO / "expected/offline/results/saliency/metrics.json").exists(), reason="no expected set")
+@pytest.mark.skipif(not (REPO / "expected/default/results/saliency/metrics.json").exists(), reason="no expected set")
 def test_default_build_expected_set(tmp_path):
     """The default offline build as shipped in expected/ (results and figures), rendered and checked."""
-    expected = REPO / "expected/offline"
+    expected = REPO / "expected/default"
     if "claims" not in json.loads((expected / "results/saliency/metrics.json").read_text()):
         pytest.skip("the expected set predates stored claims; regenerate it (make expected)")
     shutil.copytree(expected / "results", tmp_path / "results")
