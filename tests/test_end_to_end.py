@@ -101,6 +101,7 @@ def test_special_characters_are_escaped(built, tmp_path):
     metrics = json.loads(metrics_path.read_text())
     odd = "cat_&_dog 100% <b>#1</b> {x} ~y^"
     metrics["images"][0]["name"] = odd
+    metrics["images"][0]["title"] = f"image 0 ({odd})"  # how the text names an image
     metrics["models"]["squeezenet1_1"]["per_image"][0]["hit"] = False
     metrics["models"]["squeezenet1_1"]["hit_rate"] = 0.5
     metrics_path.write_text(json.dumps(metrics))

@@ -53,13 +53,24 @@ def draw_boxes(ax, boxes, color: str = "lime") -> None:
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=0.8))
 
 
+def mark_point(ax, point, hit: bool | None) -> None:
+    """A map's maximum: a green circle for a pointing-game hit, a cyan cross for a miss (plain circle when not
+    scored), each outlined in black so it reads on any colour map."""
+    from matplotlib import patheffects
+
+    marker, color = ("o", "lime") if hit is None or hit else ("X", "cyan")
+    ax.plot(*point, marker=marker, markersize=6, markerfacecolor="none" if marker == "o" else color,
+            markeredgecolor=color, mew=1.4, path_effects=[patheffects.withStroke(linewidth=3, foreground="black")])
+
+
 def images_over_maps(images: Sequence, maps: Sequence[np.ndarray], titles: Sequence[str],
                      cmap: str = "hot", row_labels: tuple[str, str] = ("image", "saliency"),
                      points: Sequence[tuple[int, int]] | None = None, hits: Sequence[bool] | None = None,
                      boxes: Sequence | None = None, columns: int | None = None, suptitle: str = ""):
     """The lab's layout: a row of images over a row of their maps (wrapping every ``columns`` images).
 
-    Optional ``boxes`` are drawn on the images and ``points`` (x, y) on the maps, green for a hit, red for a miss.
+    Optional ``boxes`` are drawn on the images and ``points`` (x, y) on the maps (see :func:`mark_point`); a
+    point whose ``hits`` entry is None (an image without boxes) is not drawn.
     """
     n = len(images)
     columns = columns or n
@@ -75,9 +86,8 @@ def images_over_maps(images: Sequence, maps: Sequence[np.ndarray], titles: Seque
         if boxes is not None:
             draw_boxes(top, boxes[i])
         bottom.imshow(maps[i], cmap=cmap)
-        if points is not None:
-            color = "lime" if hits is None or hits[i] else "red"
-            bottom.plot(*points[i], marker="o", markersize=5, markerfacecolor="none", markeredgecolor=color, mew=1.2)
+        if points is not None and (hits is None or hits[i] is not None):
+            mark_point(bottom, points[i], None if hits is None else bool(hits[i]))
     for block in range(blocks):
         for offset, label in enumerate(row_labels):
             axes[2 * block + offset, 0].text(-0.08, 0.5, label, rotation=90, va="center", ha="right",

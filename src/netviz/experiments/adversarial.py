@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from netviz import codecs, metrics, plots
+from netviz import claims, codecs, metrics, plots
 from netviz.data import class_index, imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
+from netviz.experiments.saliency import image_title
 from netviz.methods.adversarial import Attack, Fooling, fgsm, fooling_image, mi_fgsm, pgd, projected_gradient
 
 TITLE = "Adversarial examples"
@@ -248,6 +249,8 @@ def fooling_set(run: Run, source: str, indices: list[int], target: int, spec: Fo
         # survival: of the images that fooled the model as floats, the share whose stored file still does
         "survive_png": rate(r["success_png"] for r in rows if r["success_float"]),
         "survive_jpeg": rate(r["success_jpeg"] for r in rows if r["success_float"]),
+        "lost_png": rate(not r["success_png"] for r in rows if r["success_float"]),
+        "lost_jpeg": rate(not r["success_jpeg"] for r in rows if r["success_float"]),
         # on the other models: reaching the target (targeted transfer), or just leaving the true class
         "transfer_target": {m: rate(r["png"][m]["pred"] == target for r in rows) for m in run.models},
         "transfer_flip": {m: rate(r["png"][m]["pred"] != r["true"] for r in rows if run.correct[m][r["index"]]) for m in run.models},
@@ -384,7 +387,8 @@ def run(ctx: Context) -> dict:
     sweep_indices = list(sec["sweep_images"] or range(len(images)))
     names = list(state.models)
     results: dict = {
-        "images": [{"id": i, "label": int(l), "name": n} for i, n, l in zip(images.ids, images.names, images.labels)],
+        "images": [{"id": i, "label": int(l), "name": n, "title": image_title(k, i, n)}
+                   for k, (i, n, l) in enumerate(zip(images.ids, images.names, images.labels))],
         "target": target, "target_name": imagenet_categories()[target], "jpeg_quality": state.quality,
         "clean": {m: {"top1": int(state.correct[m].sum()), "n": len(images), "correct": state.correct[m].tolist()} for m in names},
         "fooling": {}, "sweep": {}, "transfer": {}, "figures": {},
@@ -411,7 +415,49 @@ def run(ctx: Context) -> dict:
     results["transfer_matrix"] = matrices
     results["figures"]["transfer"] = ctx.save_figure(plots.transfer_matrices(matrices, names), "transfer.png")
     results["timings_s"] = state.timings
+    results["claims"] = section_claims(results, names)
     return results
+
+
+def transfer_flags(results: dict, attack: str, source: str, judge: str) -> list[bool]:
+    """Per image of the transfer set: does the stored image made by ``attack`` on ``source`` fool ``judge``."""
+    return [r["png"][judge]["pred"] != r["true"] for r in results["transfer"][attack][source]["per_image"]]
+
+
+def section_claims(results: dict, names: list[str]) -> dict:
+    """The statements of Q6 and Q7, decided on the stored per-image outcomes (see :mod:`netviz.claims`)."""
+    out: dict = {}
+    first, others = names[0], names[1:]
+    pgd_sweep = results["sweep"][first]["attacks"].get("pgd_linf")
+    if pgd_sweep and pgd_sweep["rows"]:
+        eps = pgd_sweep["rows"][0]["eps"]
+        flags = [r["eps"] is not None and r["eps"] <= eps for r in pgd_sweep["per_image"]]
+        key = f"pgd_smallest_eps/{first}"
+        out[key] = claims.rate_vs(key, f"PGD-L∞ fools most of the images {first} classifies correctly within ε = {eps:g} level",
+                                  flags, 0.5, a_label="images fooled")
+    if others and results["transfer"]:
+        other = others[0]
+        rates = {a: v[first]["success"][other]["png"] for a, v in results["transfer"].items()}
+        if "pgd_linf" in rates and "mi_fgsm" in rates:
+            key = f"momentum_vs_pgd/{first}->{other}"
+            out[key] = claims.paired_hits(key, f"transfer from {first} to {other}: MI-FGSM against PGD-L∞",
+                                          transfer_flags(results, "mi_fgsm", first, other),
+                                          transfer_flags(results, "pgd_linf", first, other), "MI-FGSM", "PGD-L∞")
+        ordered = sorted(rates, key=lambda a: rates[a])
+        if len(ordered) > 1 and rates[ordered[0]] is not None:
+            best, worst = ordered[-1], ordered[0]
+            key = f"best_vs_worst_transfer/{first}->{other}"
+            out[key] = claims.paired_hits(key, f"transfer from {first} to {other}: {best} against {worst}",
+                                          transfer_flags(results, best, first, other),
+                                          transfer_flags(results, worst, first, other), best, worst)
+        off = [(a, m, t) for a in results["transfer"] for m in names for t in names
+               if m != t and results["transfer"][a][m]["success"][t]["png"] is not None]
+        if off:
+            a, m, t = max(off, key=lambda c: results["transfer"][c[0]][c[1]]["success"][c[2]]["png"])
+            key = "highest_transfer"
+            out[key] = claims.rate_vs(key, f"the highest transfer rate ({a}, made on {m}, judged by {t}) against one half",
+                                      transfer_flags(results, a, m, t), 0.5, a_label=f"{a} {m}->{t}")
+    return out
 
 
 def examples_for_plot(state: Run, results: dict) -> list[dict]:

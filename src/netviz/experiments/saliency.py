@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from netviz import metrics, plots
+from netviz import claims, metrics, plots
 from netviz.data import imagenet_categories
 from netviz.experiments.context import Context
 from netviz.methods.common import fast_layout
@@ -71,26 +71,78 @@ def rate(rows: list[dict], key: str) -> float | None:
     return round(sum(scored) / len(scored), 4) if scored else None
 
 
+def image_title(index: int, image_id: str, name: str) -> str:
+    """How the text names an image: its file name (user images) or its index (the course set), and its class."""
+    return f"image {index} ({name})" if image_id == str(index) else f"{image_id} ({name})"
+
+
+def first_model_claims(name: str, summary: dict) -> dict:
+    """Q1's statements about one model's maps, decided on the annotated images."""
+    rows = summary["per_image"]
+    hits = [r["hit"] for r in rows]
+    return {
+        f"on_object/{name}": claims.rate_vs(
+            f"on_object/{name}", f"{name}'s brightest pixel lies on the object (pointing game) more often than not",
+            hits, 0.5, a_label=f"{name} hits"),
+        f"gradient_vs_center/{name}": claims.paired_hits(
+            f"gradient_vs_center/{name}", f"pointing game of {name}'s gradient against the center point",
+            hits, [r["center_hit"] for r in rows], a_label="gradient", b_label="center point"),
+    }
+
+
+def pair_claims(first: str, second: str, models: dict, maps: dict, tolerance: float, seed: int) -> tuple[dict, dict]:
+    """Q4's statements comparing the second network with the first on the same images, and the per-image
+    agreement of their maps (distance between the brightest points, Spearman rank correlation of the maps)."""
+    a, b = models[second]["per_image"], models[first]["per_image"]
+    distance = [float(np.hypot(r["point"][0] - s["point"][0], r["point"][1] - s["point"][1])) for r, s in zip(a, b)]
+    rho = [round(metrics.rank_correlation(x, y), 4) for x, y in zip(maps[second], maps[first])]
+    agreement = {"models": [first, second], "tolerance_px": tolerance,
+                 "point_distance_px": [round(d, 1) for d in distance],
+                 "points_within": sum(d < tolerance for d in distance),
+                 "median_distance_px": round(float(np.median(distance)), 1),
+                 "spearman": rho, "median_spearman": round(float(np.nanmedian(rho)), 2) if len(rho) else None}
+    key = f"{second}_vs_{first}"
+    decided = {
+        f"accuracy/{key}": claims.paired_hits(
+            f"accuracy/{key}", f"top-1 accuracy of {second} against {first}",
+            [r["correct"] for r in a], [r["correct"] for r in b], a_label=second, b_label=first),
+        f"pointing/{key}": claims.paired_hits(
+            f"pointing/{key}", f"pointing game of {second} against {first} (true class)",
+            [r["hit"] for r in a], [r["hit"] for r in b], a_label=second, b_label=first),
+        f"peaked/{key}": claims.paired_means(
+            f"peaked/{key}", f"share of the gradient held by the brightest 1 % of pixels, {second} against {first}",
+            [r["top1pct_mass"] for r in a], [r["top1pct_mass"] for r in b], seed, a_label=second, b_label=first),
+        f"agree/{key}": claims.rate_vs(
+            f"agree/{key}", f"the brightest points of {first} and {second} lie within {tolerance:g} px of each other "
+            "more often than not", [d < tolerance for d in distance], 0.5, a_label="images where they agree"),
+    }
+    return decided, agreement
+
+
 def run(ctx: Context) -> dict:
     images = ctx.images
     x, y = images.images.to(ctx.device), images.labels.to(ctx.device)
     shown = min(int(ctx.section["num_shown"]), len(images))
     tolerance = float(ctx.section["tolerance_px"])
     results: dict = {
-        "images": [{"id": i, "label": int(label), "name": name} for i, name, label in zip(images.ids, images.names, images.labels)],
+        "images": [{"id": i, "label": int(label), "name": name, "title": image_title(k, i, name)}
+                   for k, (i, name, label) in enumerate(zip(images.ids, images.names, images.labels))],
         "tolerance_px": tolerance, "num_shown": shown, "models": {},
     }
+    all_maps: dict[str, np.ndarray] = {}
+    results["claims"] = {}
     for name, loaded in ctx.models().items():
         batch_size = ctx.batch_size_for(loaded.model)
         probs = predict(loaded.model, x, batch_size).cpu()
         maps = vanilla_gradient(loaded.model, x, y, batch_size=batch_size).cpu().numpy()
         np.savez_compressed(ctx.results_dir / f"maps_{name}.npz", maps=maps.astype(np.float32))
+        all_maps[name] = maps
         rows = image_rows(maps, probs, images.labels, images.boxes, tolerance)
         first = ctx.save_figure(plots.images_over_maps(images.images[:shown], maps[:shown], images.names[:shown]),
                                 f"saliency_{name}_first{shown}.png")
         every = ctx.save_figure(
             plots.images_over_maps(images.images, maps, images.names, points=[r["point"] for r in rows],
-                                   hits=[r["hit"] is not False for r in rows], boxes=images.boxes,
+                                   hits=[r["hit"] for r in rows], boxes=images.boxes,
                                    columns=9 if len(images) > 10 else None),
             f"saliency_{name}_all.png")
         summary = {
@@ -108,6 +160,12 @@ def run(ctx: Context) -> dict:
             "figures": {"first": first, "all": every},
         }
         results["models"][name] = summary
+        if len(results["models"]) == 1:
+            results["claims"].update(first_model_claims(name, summary))
         ctx.log(f"{name}: top-1 {summary['top1']}/{len(images)}, pointing game {summary['hit_rate']} "
                 f"(center baseline {summary['center_hit_rate']})")
+    names = list(results["models"])
+    if len(names) > 1:
+        decided, results["agreement"] = pair_claims(names[0], names[1], results["models"], all_maps, tolerance, ctx.seed)
+        results["claims"].update(decided)
     return results

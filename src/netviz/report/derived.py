@@ -39,8 +39,22 @@ def _with_tv(value: Any, tv_reference: Any) -> None:
             _with_tv(child, tv_reference)
 
 
+def _levels(fraction: Any) -> float | None:
+    """A share of the pixel range [0, 1] in 8-bit levels."""
+    return None if fraction is None else float(fraction) * 255
+
+
 def _classviz(r: dict) -> None:
     _with_tv(r, r.get("reference", {}).get("tv_median"))
+    for m in r.get("per_model", {}).values():
+        for sweep in m.get("sweeps", []):
+            for cell in sweep.get("cells", []):
+                # the share of the image the λ term keeps at each step (the decay 1 - 2·lr·λ)
+                cell["keep_per_step"] = 1 - 2 * cell["learning_rate"] * cell["l2_reg"]
+        for start in m.get("starts", []):  # the mean changes in 8-bit levels, as the text quotes them
+            start["levels"] = {"mean": _levels(start.get("mean_abs_change")),
+                               "in_boxes": _levels(start.get("mean_abs_change_in_boxes")),
+                               "outside_boxes": _levels(start.get("mean_abs_change_outside_boxes"))}
     per_model = r.get("per_model", {})
     first = per_model.get(r.get("first"), {})
     first_std = first.get("input_std", [None, None])

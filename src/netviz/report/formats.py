@@ -32,7 +32,8 @@ def tex_escape(value: Any) -> str:
     """Escape text for LaTeX (``&``, ``%``, ``_``, ``\\`` ...); :class:`TexRaw` passes through."""
     if isinstance(value, TexRaw):
         return value
-    return TexRaw(_TEX_RE.sub(lambda m: _TEX_SPECIALS[m.group()], str(value)))
+    escaped = _TEX_RE.sub(lambda m: _TEX_SPECIALS[m.group()], str(value))
+    return TexRaw(re.sub(r"-(?=-)", "-{}", escaped))  # "--set" stays two hyphens (no en-dash ligature)
 
 
 def _breakable(text: str, escape_char, mark: str, run: int, separators: str = "/_-.,:= ") -> str:
@@ -60,6 +61,10 @@ def number(value: Any, digits: int = 2) -> str:
             return f"{value:.{max(digits - 1, 1)}e}"
         return f"{value:.{digits}f}"
     return str(value)
+
+
+FIGURE_DPI = 110  # netviz.experiments.context.Context.save_figure's default
+TEXT_WIDTH_IN = 6.5  # A4 with 2.2 cm margins (report.tex.j2)
 
 
 class Format:
@@ -90,9 +95,40 @@ class Format:
     def frac(self, part: int, whole: int):
         return self.raw(self.esc(f"{part}/{whole}"))
 
+    def many(self, count: int, singular: str, plural: str = ""):
+        """``count`` and the noun in the right number: ``1 image``, ``3 images``."""
+        return self.raw(self.esc(f"{number(count)} {singular if count == 1 else (plural or singular + 's')}"))
+
+    def ci(self, interval) -> Any:
+        """A 95 % interval of a rate as percentages (``70–96%``); an en dash when there is none."""
+        if not interval:
+            return self.raw("–")
+        return self.raw(self.esc(f"{100 * interval[0]:.0f}–{100 * interval[1]:.0f}%"))
+
+    def diff_ci(self, interval, scale: float = 100, unit: str = " percentage points", digits: int = 1) -> Any:
+        """A 95 % interval of a difference (``-1.3 to -0.3 percentage points``): the stored interval times ``scale``."""
+        if not interval:
+            return self.raw("–")
+        lo, hi = (f"{scale * v:.{digits}f}".replace("-", "−") for v in interval)
+        return self.raw(self.esc(f"{lo} to {hi}{unit}"))
+
+    def pval(self, p) -> Any:
+        """A p-value for prose: ``p = 0.25``, ``p < 0.001``."""
+        if p is None:
+            return self.raw("–")
+        return self.raw(self.esc("p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"))
+
+    def fit(self, path: str, width: float) -> float:
+        """The share of the text width a figure takes: ``width`` at most, and no more than its natural size
+        (figures are saved at 110 dpi; the PDF's text is 6.5 in wide), so a two-image figure stays small."""
+        from netviz.panels import png_size
+
+        natural = png_size(self.root / path)[0] / FIGURE_DPI / TEXT_WIDTH_IN
+        return min(width, natural)
+
     def globals(self) -> dict:
         names = ["raw", "num", "pct", "frac", "em", "code", "fig", "table", "section", "subsection", "question",
-                 "items", "newline", "tt"]
+                 "items", "newline", "tt", "many", "ci", "pval", "diff_ci"]
         return {n: getattr(self, n) for n in names} | {"format": self.name}
 
 
@@ -136,7 +172,7 @@ class HtmlFormat(Format):
         """Embed a PNG (path relative to the project root) so the HTML file stands alone."""
         data = base64.b64encode((self.root / path).read_bytes()).decode("ascii")
         return Markup(
-            f'<figure style="max-width:{100 * width:.0f}%"><img src="data:image/png;base64,{data}" alt="{escape(path)}">'
+            f'<figure style="max-width:{100 * self.fit(path, width):.0f}%"><img src="data:image/png;base64,{data}" alt="{escape(path)}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
@@ -172,10 +208,11 @@ class TexFormat(Format):
         return TexRaw(r"{\ttfamily\footnotesize " + _breakable(str(text), tex_escape, r"\allowbreak{}", run) + "}")
 
     def section(self, title: str, anchor: str = "") -> TexRaw:
-        return TexRaw(rf"\section{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
+        # \floatsdone (report.tex.j2) puts out the figures and tables still waiting, so floats stay in their section
+        return TexRaw(r"\floatsdone" + rf"\section{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
 
     def subsection(self, title: str, anchor: str = "") -> TexRaw:
-        return TexRaw(rf"\subsection{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
+        return TexRaw(r"\floatsdone" + rf"\subsection{{{tex_escape(title)}}}" + (rf"\label{{sec:{anchor}}}" if anchor else ""))
 
     def question(self, label: str, title: str) -> TexRaw:
         return TexRaw(rf"\subsubsection*{{{tex_escape(label)}\quad {tex_escape(title)}}}")
@@ -187,7 +224,7 @@ class TexFormat(Format):
         # latexmk runs in report/, so figures/ is one folder up
         return TexRaw(
             "\\begin{figure}[htbp]\\centering\n"
-            rf"\includegraphics[width={width:.2f}\linewidth,height=0.8\textheight,keepaspectratio]{{../{path}}}" + "\n"
+            rf"\includegraphics[width={self.fit(path, width):.2f}\linewidth,height=0.8\textheight,keepaspectratio]{{../{path}}}" + "\n"
             + (rf"\caption{{{tex_escape(caption)}}}" + "\n" if caption else "")
             + "\\end{figure}"
         )
