@@ -66,6 +66,8 @@ UNSTABLE = {
                                    "graded through fooling.*.summary.transfer_target",
     "transfer.png:*lab method*": "the lab method's transfer rates move by whole images with rounding; graded "
                                  "through fooling.*.summary.transfer_target",
+    "transfer.*.per_image.*.p_*": "an attacked image's probabilities after 8-bit and JPEG rounding move with float "
+                                  "rounding (0.255 -> 0.212 on a one-thread build); graded through transfer.*.success",
     "fooling_examples.png:*difference*": "the amplified difference of an attack that stopped a step earlier or "
                                          "later; the original and adversarial panels are graded",
 }
