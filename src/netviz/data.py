@@ -60,9 +60,6 @@ class ImageSet:
         return int(self.images.shape[0])
 
 
-sha256_file = hash_file  # one file hash for the whole package (netviz.store)
-
-
 def user_data_dir(configured: str = "") -> Path | None:
     """The data directory the user chose: the config's ``run.data_dir`` (set by ``--data-dir``), else
     ``$NETVIZ_DATA_DIR``; ``None`` when neither is set. Files found there override the embedded ones."""
@@ -70,7 +67,8 @@ def user_data_dir(configured: str = "") -> Path | None:
     return Path(chosen).expanduser() if chosen else None
 
 
-def _data_dir_label(configured: str, name: str) -> str:
+def data_dir_label(configured: str, name: str) -> str:
+    """How reports name ``name`` found in the user's data directory (which setting chose it, no machine path)."""
     how = "--data-dir" if configured else "$NETVIZ_DATA_DIR"
     return f"data directory ({how}): {name}"
 
@@ -99,7 +97,7 @@ def course_npz(configured_dir: str = "") -> DataFile:
     if chosen is not None and (chosen / COURSE_NPZ).is_file():
         path = chosen / COURSE_NPZ
         _check_course_sha(path, "replace it with the course's file or remove it to use the embedded copy")
-        return DataFile(path, _data_dir_label(configured_dir, COURSE_NPZ))
+        return DataFile(path, data_dir_label(configured_dir, COURSE_NPZ))
     if assets.COURSE_NPZ.path.exists():
         return DataFile(assets.verified(assets.COURSE_NPZ), f"embedded: {assets.COURSE_NPZ.label}")
     path = DOWNLOAD_DIR / COURSE_NPZ
@@ -110,10 +108,8 @@ def course_npz(configured_dir: str = "") -> DataFile:
 
 
 def _check_course_sha(path: Path, remedy: str) -> None:
-    got = sha256_file(path)
-    if got != COURSE_SHA256:  # the file is unpickled later, so only the known file may pass
-        raise NetvizError(f"{path} is corrupt or not the course's file (sha256 {got[:12]}…, expected "
-                          f"{COURSE_SHA256[:12]}…); {remedy}")
+    # the file is unpickled later, so only the known file may pass
+    assets.check_sha256(path, COURSE_SHA256, f"{path} is corrupt or not the course's file", remedy)
 
 
 @lru_cache(maxsize=1)
@@ -148,9 +144,7 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
             shutil.copyfileobj(response, out)
-        got = sha256_file(Path(tmp))
-        if got != sha256:
-            raise NetvizError(f"download of {url} is corrupt (sha256 {got[:12]}…, expected {sha256[:12]}…); try again")
+        assets.check_sha256(Path(tmp), sha256, f"download of {url} is corrupt", "try again")
         os.replace(tmp, dest)
         return dest
     except OSError as err:
@@ -419,11 +413,11 @@ def data_fingerprint(run_config: dict) -> dict:
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
             raise NetvizError(f"{folder / missing[0]} is listed in the labels file but does not exist")
-        files = {name: sha256_file(folder / name) for name in names}
+        files = {name: hash_file(folder / name) for name in names}
         count, source = len(entries), display_path(folder)
     else:
         chosen = course_npz(run_config.get("data_dir", ""))
-        files = {COURSE_NPZ: sha256_file(chosen.path), COURSE_BOXES.name: sha256_file(assets.verified(assets.COURSE_BOXES))}
+        files = {COURSE_NPZ: hash_file(chosen.path), COURSE_BOXES.name: hash_file(assets.verified(assets.COURSE_BOXES))}
         with np.load(chosen.path, allow_pickle=False) as npz:
             count, source = int(npz["y"].shape[0]), chosen.source
     combined = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

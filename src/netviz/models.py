@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from netviz import assets
-from netviz.data import sha256_file, user_data_dir
+from netviz.data import data_dir_label, user_data_dir
 from netviz.errors import NetvizError
-from netviz.store import display_path
+from netviz.store import display_path, hash_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -146,8 +146,7 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
         raise NetvizError(f"{chosen / 'weights' / f'{name}.pth'} is a folder, not a weights file; replace it with "
                           f"the {name} state_dict file")
     if chosen is not None and (chosen / "weights" / f"{name}.pth").is_file():
-        how = "--data-dir" if data_dir else "$NETVIZ_DATA_DIR"
-        return WeightsFile(chosen / "weights" / f"{name}.pth", f"data directory ({how}): weights/{name}.pth")
+        return WeightsFile(chosen / "weights" / f"{name}.pth", data_dir_label(data_dir, f"weights/{name}.pth"))
     if name in assets.WEIGHTS and assets.WEIGHTS[name].path.exists():  # an altered copy is refused, not skipped
         asset = assets.WEIGHTS[name]
         return WeightsFile(assets.verified(asset), f"embedded: {asset.label}")
@@ -330,7 +329,7 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
         raise NetvizError(f"weights file {path} does not fit {name} ({first}); use the file made for {name}") from None
-    return LoadedModel(on_device(wrap(name, net, mean, std, fold=fold), device), str(path), sha256_file(path),
+    return LoadedModel(on_device(wrap(name, net, mean, std, fold=fold), device), str(path), hash_file(path),
                        weights.source)
 
 

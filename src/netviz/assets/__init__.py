@@ -46,14 +46,20 @@ WEIGHTS = {
 }
 
 
+def check_sha256(path: Path, expected: str, subject: str, remedy: str) -> Path:
+    """``path`` when its sha256 is ``expected``; else a one-line :class:`NetvizError`: ``subject`` (what the file
+    is said to be), both hashes, and ``remedy``. Call it before anything parses the file."""
+    got = hash_file(path)
+    if got != expected:
+        raise NetvizError(f"{subject} (sha256 {got[:12]}…, expected {expected[:12]}…); {remedy}")
+    return path
+
+
 def verified(asset: Asset) -> Path:
     """The embedded file's path after checking its sha256; a missing or altered copy is a :class:`NetvizError`
     (the file is never parsed before this check)."""
     if not asset.path.is_file():
         raise NetvizError(f"the embedded file {asset.label} is missing from this installation; "
                           "reinstall netviz (or check out the repository again)")
-    got = hash_file(asset.path)
-    if got != asset.sha256:
-        raise NetvizError(f"the embedded file {asset.label} is altered (sha256 {got[:12]}…, expected "
-                          f"{asset.sha256[:12]}…); restore it with `git checkout -- src/{asset.label}` or reinstall netviz")
-    return asset.path
+    return check_sha256(asset.path, asset.sha256, f"the embedded file {asset.label} is altered",
+                        f"restore it with `git checkout -- src/{asset.label}` or reinstall netviz")

@@ -28,7 +28,7 @@ import torch
 
 from netviz import cache, provenance, store
 from netviz.config import section_models, section_slice
-from netviz.data import ImageSet, data_fingerprint, load_images, sha256_file
+from netviz.data import ImageSet, data_fingerprint, load_images
 from netviz.errors import NetvizError
 from netviz.experiments import SECTIONS
 from netviz.experiments.context import Context, seed_everything
@@ -53,7 +53,7 @@ class ModelCache:
         """(origin, sha256) of model ``name``'s weights file; the origin names it without machine paths."""
         if name not in self._weights:
             found = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
-            self._weights[name] = (found.source, sha256_file(found.path))
+            self._weights[name] = (found.source, store.hash_file(found.path))
         return self._weights[name]
 
     def weights_sha(self, name: str) -> str:
