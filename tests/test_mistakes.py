@@ -69,8 +69,6 @@ LEGITIMATE = {
 @pytest.fixture(scope="module")
 def small(tmp_path_factory, course_images, data_dir):
     """The small configuration built once, and its expected set with measured tolerances."""
-    if not (data_dir / "weights" / "squeezenet1_1.pth").exists():
-        pytest.skip("squeezenet1_1.pth not in the data dir")
     work = tmp_path_factory.mktemp("mistakes")
     images = small_images(work / "images", course_images)
     config = load_config(overrides=[*SMALL, f'run.images="{images}"', f'run.data_dir="{data_dir}"'])
