@@ -59,6 +59,15 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def pixels(self, indices) -> torch.Tensor:
+        """The images at ``indices`` (positions in the set), K×3×224×224 float32 in [0, 1]."""
+        return self.images[list(indices)]
+
+    def item_sha256(self, index: int) -> str:
+        """A hash of image ``index``'s pixels and label (for job cache keys: a job is recomputed only when one of
+        its own images changed)."""
+        return _content_sha(self.images[index : index + 1], self.labels[index : index + 1])
+
 
 def user_data_dir(configured: str = "") -> Path | None:
     """The data directory the user chose: the config's ``run.data_dir`` (set by ``--data-dir``), else
