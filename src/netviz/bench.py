@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from netviz import store
 from netviz.config import section_models
 from netviz.errors import NetvizError
-from netviz.experiments import SECTIONS
+from netviz.sections import SECTIONS
 from netviz.methods.chunking import GB, available_bytes, probe_footprint, resolve_batch_size
 from netviz.methods.common import fast_layout
 

@@ -57,7 +57,7 @@ def cmd_expected(args: argparse.Namespace) -> int:
     import time
 
     from netviz.config import load_config
-    from netviz.experiments import SECTIONS
+    from netviz.sections import SECTIONS
     from netviz.grading import snapshot, snapshot_source
     from netviz.variation import WORK_DIR, build_variants, parse_names, record
 

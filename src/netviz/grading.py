@@ -28,10 +28,8 @@ warnings: they explain failures but are not failures themselves.
 
 from __future__ import annotations
 
-import ast
 import base64
 import fnmatch
-import importlib
 import io
 import json
 import math
@@ -48,7 +46,7 @@ import numpy as np
 from netviz import store
 from netviz.config import TEMPLATES_DIR, section_models
 from netviz.errors import NetvizError
-from netviz.experiments import SECTIONS
+from netviz.sections import REGISTRY, SECTIONS
 
 QUESTION_IDS = tuple(f"Q{i}" for i in range(1, 12))
 MARKER = "expected.json"
@@ -238,23 +236,11 @@ def _declared_questions(section: str) -> dict:
 
 
 def declared(section: str, name: str) -> dict:
-    """A section module's dict ``name`` (``QUESTIONS``, ``UNSTABLE``), read from its source when it is a literal
-    (no import: importing a section imports torch, seconds), else by importing the module."""
-    from netviz.cache import _module_file
-
-    path = _module_file(f"netviz.experiments.{section}")
-    if path is None:
+    """A section's ``QUESTIONS`` or ``UNSTABLE`` table, from the registry (:mod:`netviz.sections`)."""
+    entry = REGISTRY.get(section)
+    if entry is None:
         return {}
-    for node in ast.parse(path.read_bytes()).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
-            try:
-                return ast.literal_eval(node.value)
-            except ValueError:
-                break
-    else:
-        return {}
-    return getattr(importlib.import_module(f"netviz.experiments.{section}"), name, {})
+    return {"QUESTIONS": entry.questions, "UNSTABLE": entry.unstable}[name]
 
 
 def unstable_reason(name: str, unstable: dict) -> str | None:

@@ -28,49 +28,8 @@ from netviz.experiments.context import Context
 from netviz.experiments.saliency import image_title
 from netviz.methods.adversarial import Attack, Fooling, fgsm, fooling_image, mi_fgsm, pgd, projected_gradient
 
-TITLE = "Adversarial examples"
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2", "mi_fgsm")
-
-# What grading compares for each lab question (see netviz.experiments): metric globs over metrics.json, figure globs.
-QUESTIONS = {
-    "Q5": {"metrics": ["fooling.*", "shown.*"], "figures": ["fooling_examples.png"]},
-    "Q6": {"metrics": ["transfer.*", "transfer_matrix.*"], "figures": ["transfer.png"]},
-    "Q7": {"metrics": ["sweep.*", "fooling.*.summary.*"], "figures": ["success_vs_eps.png"]},
-}
-
-# Items grading shows but does not judge by their exact value (see netviz.grading; the last matching pattern
-# wins, None = graded after all). The lab's attack stops at the first step past the decision boundary, so a
-# difference in float rounding (another CPU, thread count or batch) can stop one image a step earlier or later,
-# which moves its distances, the probabilities just past the boundary and whether its 8-bit PNG still fools.
-UNSTABLE = {
-    "fooling.*.per_image.*": "the step an image's attack stops at moves with float rounding; graded through "
-                             "fooling.*.summary (success within the budget, mean steps and distances, PNG survival)",
-    "shown.*": "the shown images' runs stop at a rounding-dependent step; graded through fooling.*.summary",
-    "alone.*": "re-runs of the shown images stop at a rounding-dependent step; graded through fooling.*.summary",
-    # still graded exactly: which image, its label and target, and that the attack reached the target in budget
-    "fooling.*.per_image.*.index": None,
-    "fooling.*.per_image.*.true": None,
-    "fooling.*.per_image.*.target": None,
-    "fooling.*.per_image.*.file": None,
-    "fooling.*.per_image.*.success_float": None,
-    "fooling.*.per_image.*.float.pred": None,
-    "shown.*.model": None,
-    "shown.*.variant": None,
-    "shown.*.index": None,
-    "shown.*.target": None,
-    "shown.*.success_float": None,
-    "alone.*.index": None,
-    "alone.*.batch": None,
-    "transfer_matrix.lab method*": "the lab method's stored images fool or not by a rounding-dependent step; "
-                                   "graded through fooling.*.summary.transfer_target",
-    "transfer.png:*lab method*": "the lab method's transfer rates move by whole images with rounding; graded "
-                                 "through fooling.*.summary.transfer_target",
-    "transfer.*.per_image.*.p_*": "an attacked image's probabilities after 8-bit and JPEG rounding move with float "
-                                  "rounding (0.255 -> 0.212 on a one-thread build); graded through transfer.*.success",
-    "fooling_examples.png:*difference*": "the amplified difference of an attack that stopped a step earlier or "
-                                         "later; the original and adversarial panels are graded",
-}
 
 
 class ChannelsLast(nn.Module):

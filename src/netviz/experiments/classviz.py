@@ -21,19 +21,6 @@ from netviz.errors import NetvizError
 from netviz.experiments.context import Context
 from netviz.methods.classviz import class_visualization
 
-TITLE = "Class visualization"
-
-# What grading compares for each lab question (see netviz.experiments): metric globs over metrics.json, figure globs.
-QUESTIONS = {
-    "Q8": {"metrics": ["target.*", "per_model.{models[0]}.gallery.*", "per_model.{models[0]}.featured.*",
-                       "per_model.{models[0]}.objective_*"],
-           "figures": ["{models[0]}_gallery.png", "{models[0]}_featured.png"]},
-    "Q9": {"metrics": ["per_model.{models[0]}.sweeps.*", "reference.*"],
-           "figures": ["{models[0]}_sweep_*.png"]},
-    "Q10": {"metrics": ["per_model.{models[0]}.starts.*"], "figures": ["{models[0]}_from_photographs.png"]},
-    "Q11": {"metrics": ["per_model.{models[1]}.*"], "figures": ["{models[1]}_*.png"]},
-}
-
 
 @dataclass(frozen=True)
 class Job:

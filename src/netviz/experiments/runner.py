@@ -30,7 +30,7 @@ from netviz import cache, provenance, store
 from netviz.config import section_models, section_slice
 from netviz.data import ImageSet, data_fingerprint, load_images
 from netviz.errors import NetvizError
-from netviz.experiments import SECTIONS
+from netviz.sections import SECTIONS
 from netviz.experiments.context import Context, seed_everything
 from netviz.models import LoadedModel, load_model, resolve_device, resolve_weights
 

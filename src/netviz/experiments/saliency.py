@@ -15,19 +15,6 @@ from netviz.experiments.context import Context
 from netviz.methods.common import fast_layout
 from netviz.methods.saliency import vanilla_gradient
 
-TITLE = "Saliency maps"
-
-# Which stored metrics and figures answer which lab question (for grading; see netviz.experiments).
-QUESTIONS = {
-    "Q1": {"metrics": ["images.*", "num_shown", "tolerance_px", "models.{models[0]}.*"],
-           "figures": ["saliency_{models[0]}_*.png"]},
-    "Q2": {"metrics": ["models.{models[0]}.hit_rate", "models.{models[0]}.center_hit_rate",
-                       "models.{models[0]}.per_image.*.hit", "models.{models[0]}.per_image.*.top1pct_mass"],
-           "figures": ["saliency_{models[0]}_all.png"]},
-    # Q3 (other uses of saliency maps) is answered in prose only: nothing to grade.
-    "Q4": {"metrics": ["models.{models[1]}.*"], "figures": ["saliency_{models[1]}_*.png"]},
-}
-
 
 def predict(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Softmax probabilities N×1000 for pixel-space images, batched, without autograd."""

@@ -23,16 +23,9 @@ from netviz.methods.common import gather_scores
 from netviz.methods.perturbation import perturbation_curve, saliency_ranks
 from netviz.methods.randomization import cascading_randomization, weight_layers
 
-TITLE = "Beyond the gradient: stronger methods, measured"
-PARENT = "saliency"  # rendered as a subsection of Section 1 (it extends the answer to Q2)
 CENTER = "Center prior"
 # Summary metrics, with the direction that is better (for rankings in the report).
 HIGHER_IS_BETTER = {"pointing": True, "energy": True, "deletion_auc": False, "insertion_auc": True}
-
-# What grading compares (see netviz.experiments): this section extends the answer to Q2 (limits of the gradient).
-QUESTIONS = {
-    "Q2": {"metrics": ["*"], "figures": ["*.png"]},
-}
 
 
 def check_config(section: dict) -> None:

@@ -9,7 +9,6 @@ is redone.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -22,7 +21,7 @@ from markupsafe import Markup
 from netviz import cache, store
 from netviz.config import TEMPLATES_DIR
 from netviz.errors import NetvizError
-from netviz.experiments import SECTIONS
+from netviz.sections import REGISTRY, SECTIONS
 from netviz.report.derived import derive
 from netviz.report.formats import Format, HtmlFormat, TexFormat, tex_escape
 
@@ -42,12 +41,12 @@ def show(value) -> str:
 
 
 def section_titles() -> dict[str, str]:
-    return {name: importlib.import_module(f"netviz.experiments.{name}").TITLE for name in SECTIONS}
+    return {name: section.title for name, section in REGISTRY.items()}
 
 
 def section_parents() -> dict[str, str | None]:
-    """The section each one is a subsection of (its module's ``PARENT``; None for a top-level section)."""
-    return {name: getattr(importlib.import_module(f"netviz.experiments.{name}"), "PARENT", None) for name in SECTIONS}
+    """The section each one is a subsection of (None for a top-level section)."""
+    return {name: section.parent for name, section in REGISTRY.items()}
 
 
 def environment(fmt: Format) -> jinja2.Environment:
@@ -127,8 +126,7 @@ def report_parts(root: Path) -> dict:
             parts[f"template {path.relative_to(TEMPLATES).as_posix()}"] = store.hash_file(path)
     module = "netviz.report.render"
     parts.update(cache.code_parts(module))
-    for name in SECTIONS:  # their TITLE is read when rendering
-        parts[f"code netviz/experiments/{name}.py"] = cache.source_hash(f"netviz.experiments.{name}")
+    parts.update(cache.code_parts("netviz.sections"))  # section titles
     parts.update({f"version {k}": v for k, v in cache.library_versions(cache.code_dependencies(module)).items()})
     return parts
 
