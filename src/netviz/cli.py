@@ -24,13 +24,16 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder with imagenet_val_25.npz and weights/ (default: $NETVIZ_DATA_DIR)")
     parser.add_argument("--images", help="a folder of your own images with labels.json or labels.csv")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default: config run.device)")
+    parser.add_argument("--executor", choices=["local", "ray"],
+                        help="where jobs run: this process, or Ray (run.ray_address; default: config run.executor)")
 
 
 def effective_config(args: argparse.Namespace) -> dict:
-    """default.toml, then ``--config`` overlays, then ``--set`` overrides, then ``--data-dir/--images/--device``."""
+    """default.toml, then ``--config`` overlays, then ``--set`` overrides, then ``--data-dir/--images/--device/--executor``."""
     from netviz.config import load_config
 
-    shortcuts = {key: value for key, value in (("data_dir", args.data_dir), ("images", args.images), ("device", args.device)) if value}
+    shortcuts = {key: value for key, value in (("data_dir", args.data_dir), ("images", args.images), ("device", args.device),
+                                                            ("executor", getattr(args, "executor", None))) if value}
     return load_config(args.config, args.overrides, extra={"run": shortcuts} if shortcuts else None)
 
 

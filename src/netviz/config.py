@@ -53,7 +53,8 @@ SHARE, CLASS = Range(0, 1), Range(0, 999)
 # A key missing here is only type- and finiteness-checked; sections check what depends on the image set.
 CONSTRAINTS: dict[str, Range] = {
     "run.seed": Range(0, 2**32 - 1), "run.batch_size": AT_LEAST_0, "run.threads": AT_LEAST_0,
-    "run.memory_budget_gb": POSITIVE, "run.gpu_memory_budget_gb": POSITIVE,
+    "run.memory_budget_gb": POSITIVE, "run.gpu_memory_budget_gb": POSITIVE, "run.shard_size": AT_LEAST_0,
+    "run.ray_workers": AT_LEAST_0, "run.cpus_per_job": POSITIVE, "run.gpus_per_job": AT_LEAST_0,
     "saliency.batch_size": AT_LEAST_0, "saliency.num_shown": AT_LEAST_1, "saliency.tolerance_px": AT_LEAST_0,
     "saliency_methods.batch_size": AT_LEAST_0, "saliency_methods.num_shown": AT_LEAST_1,
     "saliency_methods.tolerance_px": AT_LEAST_0, "saliency_methods.smoothgrad_samples": AT_LEAST_1,

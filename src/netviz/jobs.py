@@ -207,8 +207,9 @@ class JobStore:
         except (OSError, ValueError, KeyError, EOFError):  # damaged by hand or a bad copy: written atomically
             return None
 
-    def put(self, key: str, result: Mapping[str, Any]) -> None:
-        store.write_bytes_atomic(self.path(key), encode(result))
+    def put(self, key: str, data: bytes) -> None:
+        """Store a result already :func:`encode`-d, atomically."""
+        store.write_bytes_atomic(self.path(key), data)
 
     def prune(self, keep: set[str]) -> int:
         """Remove results whose key is not in ``keep`` (after the section has finished); returns how many."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ import torch
 from netviz.config import section_models
 from netviz.data import ImageSet
 from netviz.errors import NetvizError
+from netviz.jobs import Job, shards
 from netviz.methods.chunking import GB, resolve_batch_size
 from netviz.methods.common import PRECISIONS, autocast
 from netviz.models import LoadedModel
@@ -44,8 +45,20 @@ class Context:
     figures_dir: Path
     figure_prefix: str
     log: Callable[[str], None] = print
+    run_jobs: Callable[[Sequence[Job]], list[dict]] | None = None
     figures: list[str] = field(default_factory=list)
     panels: dict[str, list[dict]] = field(default_factory=dict)
+
+    def jobs(self, jobs: Sequence[Job]) -> list[dict]:
+        """Run ``jobs`` (through the job cache and the run's executor) and return their results in order."""
+        if self.run_jobs is None:
+            raise RuntimeError("this context has no job runner")
+        return self.run_jobs(jobs)
+
+    def shards(self, items: Sequence[int] | None = None) -> list[tuple[int, ...]]:
+        """``items`` (default: every image) in shards of ``run.shard_size`` images, one job each."""
+        items = list(range(len(self.images))) if items is None else list(items)
+        return [tuple(items[i] for i in shard) for shard in shards(len(items), int(self.config["run"].get("shard_size", 0)))]
 
     @property
     def section(self) -> dict:

@@ -31,7 +31,9 @@ from netviz.config import section_models, section_slice
 from netviz.data import ImageSet, data_fingerprint, load_images
 from netviz.errors import NetvizError
 from netviz.sections import SECTIONS
+from netviz.executors import JobRunner, LocalExecutor, make_executor
 from netviz.experiments.context import Context, seed_everything
+from netviz.jobs import JOBS_DIR, JobStore, section_base
 from netviz.models import LoadedModel, load_model, resolve_device, resolve_weights
 
 MANIFEST = "manifest.json"
@@ -194,7 +196,8 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
     results_root, figures_root = root / "results", root / "figures"
     sections, forced = _selection(only, force)
     with store.exclusive(results_root):
-        leftovers = [p for parent in (results_root, figures_root) for p in store.clean_stale(parent)]
+        job_folders = sorted((results_root / JOBS_DIR).glob("*/")) if (results_root / JOBS_DIR).is_dir() else []
+        leftovers = [p for parent in (results_root, figures_root, *job_folders) for p in store.clean_stale(parent)]
         if leftovers:
             log(f"removed {len(leftovers)} leftover(s) of an interrupted run: {', '.join(p.name for p in leftovers[:3])}"
                 + (" …" if len(leftovers) > 3 else ""))
@@ -202,14 +205,17 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
         data = data_fingerprint(config["run"])
         images = LazyImages(config["run"])
         models = ModelCache(config, device)
+        executor = None
         for section in sections:
             parts, why = _decide(section, config, data, models, device, root, forced)
             if not why:
                 log(f"{section}: cached")
                 continue
             log(f"{section}: re-running: {'; '.join(why[:4])}{'; …' if len(why) > 4 else ''}")
+            if executor is None:
+                executor = make_executor(config, _executor_models(config, device, models), device)
             with deterministic(), cpu_threads(int(config["run"].get("threads", 0))):
-                _run_one(section, config, device, images.get(), models, parts, root, log)
+                _run_one(section, config, device, images.get(), models, parts, root, log, executor)
         record = _provenance(config, root, data, models, device, DETERMINISM, log)
         path = results_root / "provenance.json"
         try:
@@ -264,13 +270,25 @@ def _provenance(config, root, data, models, device, determinism, log) -> dict:
                               determinism)
 
 
+def _executor_models(config: dict, device: torch.device, models: ModelCache) -> ModelCache:
+    """The models an executor sends its jobs: the run's (local), or loaded on CPU to be shipped to Ray workers."""
+    if config["run"].get("executor", "local") == "ray" and device.type != "cpu":
+        return ModelCache(config, torch.device("cpu"))
+    return models
+
+
 def _run_one(section: str, config: dict, device: torch.device, images: ImageSet, models: ModelCache, parts: dict,
-             root: Path, log: Callable[[str], None]) -> dict:
+             root: Path, log: Callable[[str], None], executor=None) -> dict:
     module = importlib.import_module(_module_name(section))
     results_final, figures_final = root / "results" / section, root / "figures" / section
     results_stage, figures_stage = store.staging_dir(results_final), store.staging_dir(figures_final)
+    executor = executor or LocalExecutor(models, device)
+    weights = {name: models.weights_sha(name) for name in section_models(config, section)}
+    job_store = JobStore(root / "results", section)
+    job_runner = JobRunner(section, executor, job_store, section_base(section, executor.device_type, weights), images,
+                           log=lambda msg: log(f"  {msg}"))
     ctx = Context(section, config, device, images, models, results_stage, figures_stage,
-                  figure_prefix=f"figures/{section}", log=lambda msg: log(f"  {section}: {msg}"))
+                  figure_prefix=f"figures/{section}", log=lambda msg: log(f"  {section}: {msg}"), run_jobs=job_runner)
     try:
         seed_everything(ctx.seed)
         started = time.perf_counter()
@@ -288,6 +306,8 @@ def _run_one(section: str, config: dict, device: torch.device, images: ImageSet,
         })
         store.swap_in(figures_stage, figures_final)
         store.swap_in(results_stage, results_final)  # the manifest lands last: only now is the result complete
+        if job_runner.used:  # results of jobs this configuration no longer has
+            job_store.prune(job_runner.used)
     except BaseException:
         import shutil
 

@@ -12,6 +12,7 @@ import torch
 from netviz import claims, metrics, plots
 from netviz.data import imagenet_categories
 from netviz.experiments.context import Context
+from netviz.jobs import Batch, Job
 from netviz.methods.common import fast_layout
 from netviz.methods.saliency import vanilla_gradient
 
@@ -106,9 +107,16 @@ def pair_claims(first: str, second: str, models: dict, maps: dict, tolerance: fl
     return decided, agreement
 
 
+def compute(job: Job, model, batch: Batch) -> dict:
+    """One job: softmax probabilities (K×1000 float32) and gradient maps (K×224×224 float32, ≥ 0) of the job's
+    images, for their true labels."""
+    labels = batch.labels.to(batch.device)
+    return {"probs": predict(model, batch.pixels, job["batch_size"]).cpu().numpy(),
+            "maps": vanilla_gradient(model, batch.pixels, labels, batch_size=job["batch_size"]).cpu().numpy()}
+
+
 def run(ctx: Context) -> dict:
     images = ctx.images
-    x, y = images.images.to(ctx.device), images.labels.to(ctx.device)
     shown = min(int(ctx.section["num_shown"]), len(images))
     tolerance = float(ctx.section["tolerance_px"])
     results: dict = {
@@ -118,10 +126,14 @@ def run(ctx: Context) -> dict:
     }
     all_maps: dict[str, np.ndarray] = {}
     results["claims"] = {}
-    for name, loaded in ctx.models().items():
-        batch_size = ctx.batch_size_for(loaded.model)
-        probs = predict(loaded.model, x, batch_size).cpu()
-        maps = vanilla_gradient(loaded.model, x, y, batch_size=batch_size).cpu().numpy()
+    loaded_models = ctx.models()
+    jobs = [Job.make("saliency", "gradient", name, shard, batch_size=ctx.batch_size_for(loaded.model), seed=ctx.seed)
+            for name, loaded in loaded_models.items() for shard in ctx.shards()]
+    done = dict(zip(jobs, ctx.jobs(jobs)))
+    for name, loaded in loaded_models.items():
+        parts = [result for job, result in done.items() if job.model == name]
+        probs = torch.from_numpy(np.concatenate([p["probs"] for p in parts]))
+        maps = np.concatenate([p["maps"] for p in parts])
         np.savez_compressed(ctx.results_dir / f"maps_{name}.npz", maps=maps.astype(np.float32))
         all_maps[name] = maps
         rows = image_rows(maps, probs, images.labels, images.boxes, tolerance)
