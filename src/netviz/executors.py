@@ -76,10 +76,15 @@ class LocalExecutor:
 class _JobActor:
     """A Ray actor: one network, loaded once, running jobs on it (the class is made remote on first use)."""
 
-    def __init__(self, loaded, device: str, threads: int):
+    def __init__(self, model_ref: list, device: str, threads: int):
+        import ray
+
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
+        # the reference arrives wrapped in a list, so Ray passes it as is and the actor fetches the model itself
+        # (the driver holds the reference for the whole run: a restarted actor fetches it again)
+        loaded = ray.get(model_ref[0])
         self.model = loaded.model.to(self.device) if loaded is not None else None
 
     def run(self, position: int, job: Job, pixels, labels) -> tuple[int, dict]:
@@ -137,7 +142,7 @@ class RayExecutor:
 
     def _actors(self, name: str | None, count: int) -> list:
         options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "max_restarts": RETRIES, "max_task_retries": RETRIES}
-        return [self._actor_class.options(**options).remote(self._model_ref(name), self.device_type, self.threads)
+        return [self._actor_class.options(**options).remote([self._model_ref(name)], self.device_type, self.threads)
                 for _ in range(count)]
 
     def run(self, jobs: Sequence[Job], images) -> Iterator[tuple[int, dict]]:
