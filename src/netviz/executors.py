@@ -96,6 +96,20 @@ class _JobActor:
         return os.getpid()
 
 
+def runtime_env(address: str = "") -> dict:
+    """Ray's runtime environment for netviz's workers: on this machine, the driver's netviz on their path (the
+    same checkout, not another installed copy); on a cluster, the driver's netviz package shipped to them."""
+    import os
+
+    import netviz
+
+    package = os.path.dirname(netviz.__path__[0])
+    if address:
+        return {"py_modules": [netviz.__path__[0]]}
+    path = os.pathsep.join(p for p in (package, os.environ.get("PYTHONPATH", "")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
 class RayExecutor:
     """Runs jobs on Ray: a local instance (``run.ray_address = ""``) or a cluster (``"auto"``, ``"ray://host:10001"``)."""
 
@@ -110,13 +124,10 @@ class RayExecutor:
         self.ray = ray
         address = run_config.get("ray_address", "")
         if not ray.is_initialized():
-            options: dict = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+            options: dict = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False,
+                             "runtime_env": runtime_env(address)}
             if address:
                 options["address"] = address
-                if address.startswith("ray://") or address == "auto":  # workers get netviz from the driver
-                    import netviz
-
-                    options["runtime_env"] = {"py_modules": [netviz.__path__[0]]}
             try:
                 ray.init(**options)
             except (ConnectionError, RuntimeError, ValueError) as err:

@@ -296,7 +296,8 @@ def _run_one(section: str, config: dict, device: torch.device, images: ImageSet,
         wall = time.perf_counter() - started
         git = provenance.git_state()
         run_info = {"wall_time_s": round(wall, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "device": device.type, "seed": ctx.seed, "git_commit": git["commit"], "git_dirty": git["dirty"]}
+                    "device": device.type, "seed": ctx.seed, "git_commit": git["commit"], "git_dirty": git["dirty"],
+                    "executor": executor.name, "jobs": dict(job_runner.counts)}
         store.write_json(results_stage / "metrics.json", metrics)
         outputs = {f"results/{section}/{rel}": sha for rel, sha in store.hash_tree(results_stage, results_stage).items()}
         outputs.update({f"figures/{section}/{rel}": sha for rel, sha in store.hash_tree(figures_stage, figures_stage).items()})
