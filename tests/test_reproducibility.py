@@ -183,9 +183,13 @@ def test_leftovers_of_an_interrupted_run_are_removed(build):
     (build.root / "results/probe.tmp-99999").mkdir()
     (build.root / "figures/saliency.old-99999").mkdir()
     (build.root / "results/.provenance.json.abc.tmp").write_text("partial")
+    jobs = build.root / "results/.jobs/saliency"
+    stored = sorted(p.name for p in jobs.iterdir())
+    (jobs / ".0123abcd.npz.xyz.tmp").write_text("a job result cut short by kill -9")
     lines = build.run()
-    assert lines[0].startswith("removed 3 leftover(s)") and lines[1:] == ["saliency: cached", "probe: cached"]
-    assert sorted(p.name for p in (build.root / "results").iterdir()) == [".lock", "probe", "provenance.json", "saliency"]
+    assert lines[0].startswith("removed 4 leftover(s)") and lines[1:] == ["saliency: cached", "probe: cached"]
+    assert sorted(p.name for p in (build.root / "results").iterdir()) == [".jobs", ".lock", "probe", "provenance.json", "saliency"]
+    assert sorted(p.name for p in jobs.iterdir()) == stored
 
 
 def test_a_second_run_in_the_same_folder_is_refused(build):
