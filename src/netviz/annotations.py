@@ -1,9 +1,10 @@
-"""Object annotations as image collections ship them: ImageNet validation boxes, Kaggle's ``LOC_val_solution.csv``
-and Pascal VOC XML; and a writer of such a folder (for the bench and the tests).
+"""Object annotations of an image folder as users have them: ``labels.json`` / ``labels.csv``, ImageNet validation
+boxes, Kaggle's ``LOC_val_solution.csv`` and Pascal VOC XML (:mod:`netviz.imagenet_folder` writes such a folder).
 
-:func:`netviz.data.load_image_folder` reads ``--images DIR`` by the first of these that ``DIR`` holds:
+:func:`read_annotations` (used by :func:`netviz.data.load_image_folder`) reads ``--images DIR`` by the first of
+these that ``DIR`` holds:
 
-1. ``labels.json``, 2. ``labels.csv`` (read in :mod:`netviz.data`);
+1. ``labels.json``, 2. ``labels.csv`` (:func:`read_labels`);
 3. ``LOC_val_solution.csv`` (Kaggle's ImageNet localization form): header ``ImageId,PredictionString``, each
    prediction string repeated groups ``synset xmin ymin xmax ymax``; image = ``ImageId`` plus an image suffix
    (``.JPEG``, ``.png``, …) in ``DIR``;
@@ -31,10 +32,8 @@ from pathlib import Path
 from xml.etree import ElementTree  # expat >= 2.4 refuses entity expansion attacks; no defusedxml needed
 
 import numpy as np
-from PIL import Image
 
-from netviz import store
-from netviz.data import IMAGE_SUFFIXES, ImageSet, class_index
+from netviz.data import IMAGE_SUFFIXES, class_index
 from netviz.errors import NetvizError
 
 LOC_CSV = "LOC_val_solution.csv"
@@ -244,72 +243,126 @@ def read_folder(folder: Path) -> tuple[dict[str, dict], list[str]] | None:
     return None
 
 
-# ------------------------------------------------------------------------------------------------------ writing
+def read_annotations(folder: Path) -> tuple[dict[str, dict], list[str]]:
+    """Entries ``{image file: {"label", "boxes", ...}}`` and the annotation files (relative to ``folder``) from the
+    first layout ``folder`` holds (module docstring). Entries give ``label`` (a class name or index), ``boxes``
+    (float boxes in the image's pixels), and from the XML/CSV readers ``size`` (the XML's, or None) and ``source``
+    (the annotation file, for messages)."""
+    for labels_file in (folder / "labels.json", folder / "labels.csv"):
+        if labels_file.exists():
+            return read_labels(folder), [labels_file.name]
+    found = read_folder(folder)
+    if found is None:
+        raise NetvizError(f"no labels.json or labels.csv (nor {LOC_CSV} or XML annotations) in {folder}; "
+                          "add one giving a class per image (see README, 'Your own images')")
+    return found
 
 
-def variant(copy: int, size: int = 224) -> tuple[bool, tuple[int, int, int, int]]:
-    """The deterministic change of copy ``copy`` of an image (:func:`write_imagenet_folder`): (mirror left-right
-    first?, crop window (left, top, right, bottom) of the ``size``×``size`` image after it). Copy 0 is the image
-    itself, odd copies are mirrored, copies from 2 on are cropped by 16 px more every second copy (at most 96),
-    the window sliding from the top-left corner to the bottom-right one."""
-    cut = min(16 * (copy // 2), 96)
-    left, top = (cut // 2 * (copy % 3)), (cut // 2 * ((copy + 1) % 3))
-    return bool(copy % 2), (left, top, left + size - cut, top + size - cut)
+# ------------------------------------------------------------------------------------------ labels.json / .csv
 
 
-def _moved(box: tuple[int, int, int, int], mirror: bool, window: tuple[int, int, int, int], size: int):
-    x0, y0, x1, y1 = (size - box[2], box[1], size - box[0], box[3]) if mirror else box
-    left, top, right, bottom = window
-    clipped = (max(x0, left) - left, max(y0, top) - top, min(x1, right) - left, min(y1, bottom) - top)
-    return clipped if clipped[0] < clipped[2] and clipped[1] < clipped[3] else None
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise _Duplicate(repeated)
+    return dict(pairs)
 
 
-def _annotation_xml(stem: str, width: int, height: int, synset: str, boxes: list) -> ElementTree.ElementTree:
-    root = ElementTree.Element("annotation")
-    ElementTree.SubElement(root, "folder").text = "val"
-    ElementTree.SubElement(root, "filename").text = stem
-    size = ElementTree.SubElement(root, "size")
-    for key, value in (("width", width), ("height", height), ("depth", 3)):
-        ElementTree.SubElement(size, key).text = str(value)
+class _Duplicate(Exception):
+    pass
+
+
+def _safe_name(folder: Path, labels_file: Path, name: object) -> str:
+    """``name`` if it is a file name relative to ``folder`` that stays inside it (no absolute path, no ``..``,
+    no symlink leading out); else a :class:`NetvizError` naming the entry."""
+    if not isinstance(name, str) or not name.strip():
+        raise NetvizError(f"{labels_file}: entry {name!r} is not a file name; name each image by its file in {folder}")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise NetvizError(f"{labels_file}: entry '{name}' points outside {folder}; name images by their path inside it")
+    inside = folder.resolve()
+    resolved = (folder / relative).resolve()
+    if resolved != inside and inside not in resolved.parents:
+        raise NetvizError(f"{labels_file}: entry '{name}' leads outside {folder} (a link to {resolved}); "
+                          "copy the image into the folder instead")
+    return name
+
+
+def _check_label(labels_file: Path, name: str, label: object) -> str | int:
+    if isinstance(label, bool) or not isinstance(label, (str, int)) or (isinstance(label, str) and not label.strip()):
+        raise NetvizError(f"{labels_file}: entry '{name}' has label {label!r}; give an ImageNet class name or an "
+                          "index 0..999")
+    return label
+
+
+def _check_boxes(labels_file: Path, name: str, boxes: object) -> list[tuple[float, float, float, float]]:
+    """Boxes as a list of ``[x0, y0, x1, y1]`` with finite numbers and x0 < x1, y0 < y1, else one line naming them."""
+    def bad(what: str) -> NetvizError:
+        return NetvizError(f"{labels_file}: entry '{name}' has {what}; boxes are a list of [x0, y0, x1, y1] "
+                           "in the image's pixels, x0 < x1 and y0 < y1")
+
+    if not isinstance(boxes, list):
+        raise bad(f"boxes {boxes!r}")
+    checked = []
     for box in boxes:
-        obj = ElementTree.SubElement(root, "object")
-        ElementTree.SubElement(obj, "name").text = synset
-        bndbox = ElementTree.SubElement(obj, "bndbox")
-        for key, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
-            ElementTree.SubElement(bndbox, key).text = str(int(value))
-    tree = ElementTree.ElementTree(root)
-    ElementTree.indent(tree)
-    return tree
+        if not isinstance(box, list) or len(box) != 4:
+            raise bad(f"box {box!r}" + (" (boxes must be a list of lists)" if not isinstance(box, list) else ""))
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in box):
+            raise bad(f"box {box!r} with a value that is not a finite number")
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not (x0 < x1 and y0 < y1):
+            raise bad(f"inverted or empty box {box!r}")
+        checked.append((x0, y0, x1, y1))
+    return checked
 
 
-def write_imagenet_folder(images: ImageSet, out_dir: Path, copies: int = 4, suffix: str = ".png") -> Path:
-    """Write ``images`` (e.g. the course's 25, each with at least one box) ``copies`` times as a folder in
-    ImageNet's validation layout: ``ILSVRC2012_val_<k>.png`` (or ``.JPEG``, quality 95) and ``<same stem>.xml``
-    beside it with the image's synset and its boxes moved by the copy's mirror and crop (:func:`variant`). Image
-    ``k = c·N + i + 1`` is copy ``c`` of image ``i``, so the first N are the images themselves. A box cropped
-    away is dropped; a crop that would leave an image no box is not made (the copy is only mirrored).
-    Built in a staging folder and swapped in: ``out_dir`` is replaced whole. Returns ``out_dir``."""
-    synsets, size = imagenet_synsets(), int(images.pixels([0]).shape[-1])
-    out_dir = Path(out_dir)
-    unboxed = next((i for i in range(len(images)) if i >= len(images.boxes) or not images.boxes[i]), None)
-    if unboxed is not None or copies < 1:
-        raise NetvizError(f"write_imagenet_folder needs copies >= 1 (got {copies}) and a box for every image "
-                          f"(image {unboxed} has none): the ImageNet layout gives every image an object")
-    staging = store.staging_dir(out_dir)
-    for i in range(len(images)):
-        pixels = (images.pixels([i])[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        boxes = [tuple(int(v) for v in box) for box in images.boxes[i]]
-        for copy in range(copies):
-            mirror, window = variant(copy, size)
-            moved = [b for b in (_moved(box, mirror, window, size) for box in boxes) if b is not None]
-            if not moved:  # the crop removed every box: keep the whole (mirrored) image
-                window = (0, 0, size, size)
-                moved = [_moved(box, mirror, window, size) for box in boxes]
-            array = pixels[:, ::-1] if mirror else pixels
-            picture = Image.fromarray(np.ascontiguousarray(array[window[1] : window[3], window[0] : window[2]]))
-            stem = f"ILSVRC2012_val_{copy * len(images) + i + 1:08d}"
-            picture.save(staging / f"{stem}{suffix}", **({"quality": 95} if suffix.lower() != ".png" else {}))
-            tree = _annotation_xml(stem, picture.width, picture.height, synsets[int(images.labels[i])], moved)
-            tree.write(staging / f"{stem}.xml", encoding="utf-8", xml_declaration=False)
-    store.swap_in(staging, out_dir)
-    return out_dir
+def read_labels(folder: Path) -> dict[str, dict]:
+    """Read ``labels.json`` ({file: label} or {file: {"label": ..., "boxes": [[x0,y0,x1,y1], ...]}}) or
+    ``labels.csv`` (columns ``file,label``). Every entry is checked (file inside ``folder``, a label, well-formed
+    boxes); a problem is a :class:`NetvizError` naming the labels file and the entry."""
+    json_path, csv_path = folder / "labels.json", folder / "labels.csv"
+    if json_path.exists():
+        try:
+            raw = json.loads(json_path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
+        except _Duplicate as dup:
+            raise NetvizError(f"{json_path} lists '{dup}' twice; keep one entry per image") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise NetvizError(f"{json_path} is not valid JSON ({err}); fix it (see README, 'Your own images')") from None
+        except OSError as err:
+            raise NetvizError(f"{json_path} cannot be read ({err.strerror}); fix it (see README, 'Your own images')") from None
+        if not isinstance(raw, dict):
+            raise NetvizError(f"{json_path} must be a JSON object {{\"file\": label, ...}}, not a {type(raw).__name__}")
+        entries = {}
+        for name, entry in raw.items():
+            _safe_name(folder, json_path, name)
+            if isinstance(entry, dict):
+                unknown = sorted(set(entry) - {"label", "boxes"})
+                if "label" not in entry or unknown:
+                    what = f"unknown field '{unknown[0]}'" if unknown else "no 'label'"
+                    raise NetvizError(f"{json_path}: entry '{name}' has {what}; write {{\"label\": ..., \"boxes\": [...]}}")
+                entries[name] = {"label": _check_label(json_path, name, entry["label"]),
+                                 "boxes": _check_boxes(json_path, name, entry.get("boxes", []))}
+            else:
+                entries[name] = {"label": _check_label(json_path, name, entry), "boxes": []}
+        return entries
+    if csv_path.exists():
+        try:
+            with open(csv_path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                rows, header = list(reader), reader.fieldnames or []
+        except (UnicodeDecodeError, csv.Error, OSError) as err:
+            raise NetvizError(f"{csv_path} cannot be read as UTF-8 CSV ({err}); save it as 'file,label' rows") from None
+        if not {"file", "label"} <= set(header):
+            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {header}")
+        entries = {}
+        for number, row in enumerate(rows, start=2):  # line 1 is the header
+            name, label = row["file"], row["label"]
+            if name is None or label is None or not label.strip():
+                raise NetvizError(f"{csv_path}, line {number}: needs 'file,label', got {name!r}, {label!r}")
+            _safe_name(folder, csv_path, name)
+            if name in entries:
+                raise NetvizError(f"{csv_path}, line {number}: '{name}' is listed twice; keep one row per image")
+            entries[name] = {"label": label, "boxes": []}
+        return entries
+    raise NetvizError(f"no labels.json or labels.csv in {folder}; add one giving a class per image (see README)")
