@@ -169,6 +169,10 @@ def test_written_imagenet_folder_reads_back(tmp_path, course_images):
     mirrored = [[(224 - b[2], b[1], 224 - b[0], b[3]) for b in boxes] for boxes in course_images.boxes]
     assert images.boxes[n : 2 * n] == mirrored
     assert torch.equal(images.pixels([n + 3])[0], course_images.images[3].flip(-1))
+    for i in range(n):  # copy 2: the window x 16..224, y 0..208 of the image itself
+        objects, size = annotations.read_xml(folder / f"ILSVRC2012_val_{2 * n + i + 1:08d}.xml")
+        inside = [(max(b[0], 16) - 16, b[1], b[2] - 16, min(b[3], 208)) for b in course_images.boxes[i]]
+        assert size == (208, 208) and [box for _, box in objects] == [b for b in inside if b[0] < b[2] and b[1] < b[3]]
     cropped = images.pixels(range(2 * n, 4 * n))
     assert cropped.shape == (2 * n, 3, 224, 224) and all(images.boxes[2 * n :])
     again = imagenet_folder.write_imagenet_folder(course_images, tmp_path / "again", copies=4)

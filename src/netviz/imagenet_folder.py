@@ -18,8 +18,8 @@ from netviz.errors import NetvizError
 def variant(copy: int, size: int = 224) -> tuple[bool, tuple[int, int, int, int]]:
     """The deterministic change of copy ``copy`` of an image (:func:`write_imagenet_folder`): (mirror left-right
     first?, crop window (left, top, right, bottom) of the ``size``×``size`` image after it). Copy 0 is the image
-    itself, odd copies are mirrored, copies from 2 on are cropped by 16 px more every second copy (at most 96),
-    the window sliding from the top-left corner to the bottom-right one."""
+    itself, odd copies are mirrored, copies from 2 on lose ``cut`` = 16 px more of width and height every second
+    copy (at most 96), their window's left and top offsets each 0, cut/2 or cut, cycling with the copy number."""
     cut = min(16 * (copy // 2), 96)
     left, top = (cut // 2 * (copy % 3)), (cut // 2 * ((copy + 1) % 3))
     return bool(copy % 2), (left, top, left + size - cut, top + size - cut)
