@@ -1,7 +1,9 @@
 """Images, labels, class names and object boxes.
 
 Every image set is returned as an :class:`ImageSet` whose ``images`` tensor is N×3×224×224, float32, RGB,
-pixel values in [0, 1] (the model wrappers in :mod:`netviz.models` normalise from there).
+pixel values in [0, 1] (the model wrappers in :mod:`netviz.models` normalise from there). A folder of the user's
+images is a :class:`FolderImageSet`: read lazily, its ``pixels(indices)`` decodes only the images asked for.
+What a folder's annotations may look like is :mod:`netviz.annotations`' part.
 Boxes are ``(x0, y0, x1, y1)`` in pixels of that 224×224 image, x0/y0 inclusive, x1/y1 exclusive.
 """
 
@@ -45,6 +47,8 @@ class ImageSet:
     names: class name of each label.  ids: a short identifier per image (index or file name).
     boxes: per image, a list of object boxes (may be empty when not annotated).
     sha256: hash of the pixel and label content, for cache keys.
+    A job reads its images with :meth:`pixels` and keys them with :meth:`item_sha256` (a folder set decodes only
+    those, see :class:`FolderImageSet`).
     """
 
     images: torch.Tensor
@@ -388,7 +392,7 @@ def load_image_folder(folder: Path, file_sha256: dict[str, str] | None = None) -
     the files again."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise NetvizError(f"image folder '{folder}' does not exist or is not a folder; pass a folder of images with a labels file")
+        raise NetvizError(f"image folder '{folder}' does not exist or is not a folder; pass a folder of images with a labels file or annotations")
     entries, _ = _read_annotations(folder)
     if not entries:
         raise NetvizError(f"the labels file in {folder} lists no images")
@@ -419,7 +423,7 @@ def data_fingerprint(run_config: dict) -> dict:
     if run_config.get("images"):
         folder = Path(run_config["images"]).expanduser()
         if not folder.is_dir():
-            raise NetvizError(f"image folder '{folder}' does not exist or is not a folder; pass a folder of images with a labels file")
+            raise NetvizError(f"image folder '{folder}' does not exist or is not a folder; pass a folder of images with a labels file or annotations")
         entries, annotation_files = _read_annotations(folder)
         names = [*annotation_files, *sorted(entries)]
         missing = [n for n in names if not (folder / n).is_file()]
