@@ -100,3 +100,83 @@ def test_unreadable_image(tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps({"broken.png": 1}))
     with pytest.raises(NetvizError, match="cannot be read as an image"):
         data.load_image_folder(tmp_path)
+
+
+@pytest.fixture
+def course_folder(tmp_path, course_images):
+    """Six course images as PNGs with their labels and boxes in labels.json."""
+    entries = {}
+    for index in range(6):
+        name = f"img{index}.png"
+        Image.fromarray((course_images.images[index].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / name)
+        entries[name] = {"label": int(course_images.labels[index]), "boxes": [list(b) for b in course_images.boxes[index]]}
+    (tmp_path / "labels.json").write_text(json.dumps(entries))
+    return tmp_path
+
+
+def count_decodes(monkeypatch) -> list:
+    decoded = []
+    real = data._decode_file
+
+    def counting(path):
+        decoded.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(data, "_decode_file", counting)
+    return decoded
+
+
+def test_folder_is_read_lazily(course_folder, course_images, monkeypatch):
+    decoded = count_decodes(monkeypatch)
+    images = data.load_image_folder(course_folder)
+    assert decoded == [] and len(images) == 6, "loading reads labels and image headers only"
+    assert images.boxes == course_images.boxes[:6] and images.labels.tolist() == course_images.labels[:6].tolist()
+    first = images.pixels([4, 1])
+    assert decoded == ["img4.png", "img1.png"]
+    assert torch.equal(first, course_images.images[[4, 1]]), "the same float32 values as the course's pixels"
+    assert first.dtype == torch.float32 and first.is_contiguous()
+    whole = images.images
+    assert torch.equal(whole[[4, 1]], first) and torch.equal(images.images, whole)
+    assert len(decoded) == 2 + 6, "the whole set is decoded once, then kept"
+
+
+def test_item_sha256_reads_files_not_pixels(course_folder, monkeypatch):
+    decoded = count_decodes(monkeypatch)
+    images = data.load_image_folder(course_folder)
+    shas = [images.item_sha256(i) for i in range(len(images))]
+    assert decoded == [] and len(set(shas)) == 6
+    known = data.data_fingerprint({"images": str(course_folder)})["files"]
+    assert [data.load_image_folder(course_folder, known).item_sha256(i) for i in range(6)] == shas
+    labels = json.loads((course_folder / "labels.json").read_text())
+    labels["img2.png"]["label"] = 1
+    labels["img3.png"]["boxes"] = [[0, 0, 10, 10]]
+    (course_folder / "labels.json").write_text(json.dumps(labels))
+    make_image(course_folder / "img5.png", 224, 224, (1, 2, 3))
+    changed = data.load_image_folder(course_folder)
+    assert [changed.item_sha256(i) == shas[i] for i in range(6)] == [True, True, False, False, True, False]
+
+
+def test_box_outside_is_refused_from_the_header(tmp_path, monkeypatch):
+    decoded = count_decodes(monkeypatch)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 300×200, displayed 200×300
+    Image.fromarray(np.full((200, 300, 3), 9, dtype=np.uint8)).save(tmp_path / "turned.jpg", exif=exif)
+    (tmp_path / "labels.json").write_text(json.dumps({"turned.jpg": {"label": 1, "boxes": [[0, 0, 200, 300]]}}))
+    images = data.load_image_folder(tmp_path)
+    assert images.sizes == [(200, 300)] and images.boxes == [[(0, 0, 224, 224)]]
+    assert images.pixels([0]).shape == (1, 3, 224, 224)
+    (tmp_path / "labels.json").write_text(json.dumps({"turned.jpg": {"label": 1, "boxes": [[0, 0, 300, 200]]}}))
+    with pytest.raises(NetvizError, match="outside the 200×300 image"):
+        data.load_image_folder(tmp_path)
+    assert decoded == ["turned.jpg"]
+
+
+def test_damaged_pixels_are_found_when_decoded(tmp_path):
+    make_image(tmp_path / "a.png", 64, 64, (200, 10, 10))
+    raw = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(raw[: len(raw) - 40])  # header intact, image data cut
+    (tmp_path / "labels.json").write_text(json.dumps({"a.png": 1}))
+    images = data.load_image_folder(tmp_path)
+    with pytest.raises(NetvizError, match="a.png cannot be read as an image") as caught:
+        images.pixels([0])
+    assert "\n" not in str(caught.value)
