@@ -92,15 +92,16 @@ def cpu_threads(count: int) -> Iterator[None]:
 
 
 class LazyImages:
-    """The run's image set, decoded on first use (a run where everything is cached never decodes it)."""
+    """The run's image set, opened on first use (a run where everything is cached never opens it). A folder's
+    images are decoded only when a job or a figure reads them; its files' sha256 come from the fingerprint."""
 
-    def __init__(self, run_config: dict):
-        self.run_config = run_config
+    def __init__(self, run_config: dict, file_sha256: dict[str, str] | None = None):
+        self.run_config, self.file_sha256 = run_config, file_sha256
         self._images: ImageSet | None = None
 
     def get(self) -> ImageSet:
         if self._images is None:
-            self._images = load_images(self.run_config)
+            self._images = load_images(self.run_config, self.file_sha256)
         return self._images
 
 
@@ -203,7 +204,7 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
                 + (" …" if len(leftovers) > 3 else ""))
         device = resolve_device(config["run"]["device"])
         data = data_fingerprint(config["run"])
-        images = LazyImages(config["run"])
+        images = LazyImages(config["run"], data.get("files"))
         models = ModelCache(config, device)
         executor = None
         for section in sections:

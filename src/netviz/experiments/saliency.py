@@ -9,12 +9,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from netviz import claims, metrics, plots
+from netviz import claims, metrics, plots, tables
 from netviz.data import imagenet_categories
 from netviz.experiments.context import Context
 from netviz.jobs import Batch, Job
 from netviz.methods.common import fast_layout
 from netviz.methods.saliency import vanilla_gradient
+
+
+MAX_DRAWN = 100  # the figure of all images draws at most this many (the first ones); every image is scored
 
 
 def predict(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -118,6 +121,7 @@ def compute(job: Job, model, batch: Batch) -> dict:
 def run(ctx: Context) -> dict:
     images = ctx.images
     shown = min(int(ctx.section["num_shown"]), len(images))
+    drawn = min(len(images), MAX_DRAWN)  # images in the figure of "all" images
     tolerance = float(ctx.section["tolerance_px"])
     results: dict = {
         "images": [{"id": i, "label": int(label), "name": name, "title": image_title(k, i, name)}
@@ -137,25 +141,29 @@ def run(ctx: Context) -> dict:
         np.savez_compressed(ctx.results_dir / f"maps_{name}.npz", maps=maps.astype(np.float32))
         all_maps[name] = maps
         rows = image_rows(maps, probs, images.labels, images.boxes, tolerance)
-        first = ctx.save_figure(plots.images_over_maps(images.images[:shown], maps[:shown], images.names[:shown]),
+        first = ctx.save_figure(plots.images_over_maps(images.pixels(range(shown)), maps[:shown], images.names[:shown]),
                                 f"saliency_{name}_first{shown}.png")
         every = ctx.save_figure(
-            plots.images_over_maps(images.images, maps, images.names, points=[r["point"] for r in rows],
-                                   hits=[r["hit"] for r in rows], boxes=images.boxes,
-                                   columns=9 if len(images) > 10 else None),
+            plots.images_over_maps(images.pixels(range(drawn)), maps[:drawn], images.names[:drawn],
+                                   points=[r["point"] for r in rows[:drawn]], hits=[r["hit"] for r in rows[:drawn]],
+                                   boxes=images.boxes[:drawn], columns=9 if drawn > 10 else None),
             f"saliency_{name}_all.png")
+        tables.write_table(rows, ctx.results_dir / f"per_image_{name}")
         summary = {
             "weights_sha256": loaded.weights_sha256,
             "n": len(images),
             "top1": sum(r["correct"] for r in rows),
             "top5": sum(r["in_top5"] for r in rows),
             "scored": sum(r["hit"] is not None for r in rows),
+            "top1_ci": tables.rate_interval([r["correct"] for r in rows])["ci"],
             "hit_rate": rate(rows, "hit"),
+            "hit_rate_ci": tables.rate_interval([r["hit"] for r in rows])["ci"],
             "center_hit_rate": rate(rows, "center_hit"),
             "mean_box_fraction": round(float(np.mean([r["box_fraction"] for r in rows if r["box_fraction"] is not None])), 4)
             if any(r["box_fraction"] is not None for r in rows) else None,
             "mean_top1pct_mass": round(float(np.nanmean([r["top1pct_mass"] for r in rows])), 4),
             "per_image": rows,
+            "drawn": drawn,
             "figures": {"first": first, "all": every},
         }
         results["models"][name] = summary
