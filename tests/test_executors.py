@@ -143,3 +143,36 @@ def test_killed_driver_resumes_with_the_missing_jobs(tmp_path, data_dir):
     assert metrics(tmp_path / "whole", "saliency") == metrics(tmp_path / "killed", "saliency")
     assert (tmp_path / "whole/results/saliency/maps_squeezenet1_1.npz").read_bytes() == \
         (tmp_path / "killed/results/saliency/maps_squeezenet1_1.npz").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def imagenet_folder(tmp_path_factory, course_images):
+    """About 100 images in ImageNet's validation layout: the course's 25 with mirrored and cropped copies."""
+    from netviz.imagenet_folder import write_imagenet_folder
+
+    return write_imagenet_folder(course_images, tmp_path_factory.mktemp("imagenet") / "val", copies=4)
+
+
+# Sections and settings for the 100-image comparison: the saliency-methods work with fewer samples and steps.
+FOLDER_SECTIONS = ("saliency", "saliency_methods")
+FOLDER_BUILD = ('saliency_methods.models=["squeezenet1_1"]', "saliency_methods.smoothgrad_samples=2",
+                "saliency_methods.ig_steps=2", "saliency_methods.perturbation_steps=2",
+                "saliency_methods.randomization_images=1", "run.shard_size=25", "run.threads=1")
+
+
+@pytest.mark.slow
+def test_ray_gives_the_results_of_one_process_on_100_images(tmp_path, data_dir, imagenet_folder, local_ray):
+    """The ImageNet-layout folder of 100 images, read lazily, in shards of 25: one process with one thread and
+    Ray with two one-thread workers store the same metrics, per-image tables and job keys."""
+    folder = f'run.images="{imagenet_folder}"'
+    build(tmp_path / "local", data_dir, *FOLDER_BUILD, folder, only=FOLDER_SECTIONS)
+    lines = build(tmp_path / "ray", data_dir, *FOLDER_BUILD, folder, "run.executor=\"ray\"", only=FOLDER_SECTIONS)
+    assert "  saliency: 0 of 4 jobs cached, 4 to run" in lines
+    for section in FOLDER_SECTIONS:
+        assert metrics(tmp_path / "local", section) == metrics(tmp_path / "ray", section), section
+        jobs = [sorted(p.name for p in (root / "results/.jobs" / section).iterdir()) for root in (tmp_path / "local", tmp_path / "ray")]
+        assert jobs[0] == jobs[1] and len(jobs[0]) >= 4
+    m = metrics(tmp_path / "local", "saliency")["models"]["squeezenet1_1"]
+    assert m["n"] == 100 and m["scored"] == 100 and m["drawn"] == 100
+    table = (tmp_path / "local/results/saliency/per_image_squeezenet1_1.parquet")
+    assert table.read_bytes() == (tmp_path / "ray/results/saliency/per_image_squeezenet1_1.parquet").read_bytes()
