@@ -435,9 +435,7 @@ def sweep(run: Run, name: str, indices: list[int], planned: dict, done: dict) ->
         grid = sweep_grid(sec, attack_name)
         key = ("sweep", name, attack_name)
         found, first = sweep_found(run, name, attack_name, grid, planned[key], done[key])
-        rows = [{"eps": eps, "attacked": sum(first.get(i, j) >= j for i in chosen), "success": rate(first.get(i, j + 1) <= j for i in chosen),
-                 "max_linf_new": max((found[i]["linf"] for i in chosen if first.get(i) == j), default=None)}  # largest stored L∞ among images first fooled here
-                for j, eps in enumerate(grid)]
+        rows = sweep_rows(grid, chosen, found, first)
         minimal = [found[i]["eps"] for i in chosen if i in found]
         out["attacks"][attack_name] = {
             "spec": asdict(build_attack(attack_name, grid[-1], sec, int(sec["steps"]), stop_on_success=True)),
@@ -447,6 +445,17 @@ def sweep(run: Run, name: str, indices: list[int], planned: dict, done: dict) ->
             "max_linf": max((f["linf"] for f in found.values()), default=None),
         }
     return out
+
+
+def sweep_rows(grid: list[float], chosen: list[int], found: dict, first: dict) -> list[dict]:
+    """Per budget of the grid (position j): how many images were attacked there (those not fooled at a smaller
+    one), the share fooled at some budget up to it, and the largest stored L∞ among images first fooled there."""
+    rows = []
+    for j, eps in enumerate(grid):
+        rows.append({"eps": eps, "attacked": sum(first.get(i, j) >= j for i in chosen),
+                     "success": rate(i in first and first[i] <= j for i in chosen),
+                     "max_linf_new": max((found[i]["linf"] for i in chosen if first.get(i) == j), default=None)})
+    return rows
 
 
 def sweep_found(run: Run, name: str, attack_name: str, grid: list[float], jobs: list[Job], results: list[dict]):
