@@ -216,7 +216,9 @@ def test_success_judged_on_the_stored_image():
 def _context(tmp_path, images, labels, models: dict, **section):
     from netviz.config import load_config
     from netviz.data import ImageSet
+    from netviz.executors import JobRunner, LocalExecutor
     from netviz.experiments.context import Context
+    from netviz.jobs import JobStore
     from netviz.models import LoadedModel
 
     config = load_config()
@@ -226,8 +228,12 @@ def _context(tmp_path, images, labels, models: dict, **section):
                          [[] for _ in labels])
     for sub in ("results", "figures"):
         (tmp_path / sub).mkdir()
-    return Context("adversarial", config, torch.device("cpu"), image_set,
-                   lambda name: LoadedModel(models[name], "", ""), tmp_path / "results", tmp_path / "figures", "figures/adversarial")
+    load = lambda name: LoadedModel(models[name], "", "")  # noqa: E731
+    device = torch.device("cpu")
+    runner = JobRunner("adversarial", LocalExecutor(load, device), JobStore(tmp_path / "results", "adversarial"),
+                       {}, image_set, log=lambda _: None)  # the section's jobs, run here and stored as a real run does
+    return Context("adversarial", config, device, image_set, load, tmp_path / "results", tmp_path / "figures",
+                   "figures/adversarial", run_jobs=runner)
 
 
 def test_survival_is_judged_on_the_stored_files(tmp_path):
@@ -286,6 +292,17 @@ def test_experiment_runs_end_to_end_on_tiny_models(tmp_path, tiny_images):
     assert {r["variant"] for r in results["shown"]} == {"lab", "kappa"}
     for path in results["figures"].values():
         assert (tmp_path / "figures" / path.rsplit("/", 1)[-1]).exists()
+    # the JPEG quality is read only by the judging jobs: a re-run with another re-uses every clean and attack job
+    executor, ran = ctx.run_jobs.executor, []
+    run_jobs = executor.run
+    executor.run = lambda jobs, images: (ran.extend(j.kind for j in jobs), run_jobs(jobs, images))[1]
+    ctx.config["adversarial"]["jpeg_quality"] = 40
+    again = experiment.run(ctx)
+    assert ran and set(ran) == {"judge"}
+    def png_only(rows):  # what the JPEG quality cannot change
+        return [{k: v for k, v in r.items() if k not in ("jpeg", "success_jpeg")} for r in rows]
+
+    assert png_only(again["fooling"]["tiny_a"]["per_image"]) == png_only(results["fooling"]["tiny_a"]["per_image"])
 
 
 def test_unknown_attack_is_refused(tmp_path, tiny_images):
