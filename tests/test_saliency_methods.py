@@ -523,6 +523,28 @@ def test_shards_give_the_results_of_one_job(tmp_path, tiny_model):
     assert b["top1"] == a["top1"] and b["cam_grid"] == a["cam_grid"] == [16, 16]
 
 
+def test_jobs_for_the_bench_are_the_runs_jobs(tmp_path, tiny_model):
+    from netviz.config import load_config
+    from netviz.data import ImageSet
+    from netviz.executors import compute, host_batch, to_batch
+    from netviz.experiments import saliency_methods
+
+    images = ImageSet(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2]),
+                      ["a", "b"], ["a", "b"], [[(0, 0, 16, 16)], []])
+    config = load_config(overrides=["saliency_methods.smoothgrad_samples=1", "saliency_methods.ig_steps=1",
+                                    "saliency_methods.perturbation_steps=2", "saliency_methods.randomization_images=1",
+                                    "saliency_methods.randomization_fractions=[1.0]", 'saliency_methods.models=["tiny"]'])
+    ctx, runner = section_context(tmp_path, config, images, tiny_model, tmp_path / "f")
+    found = saliency_methods.jobs(ctx)
+    assert [(j.kind, j.items) for j in found] == [("maps", (0, 1)), ("randomization", (0,))]
+    stored = ctx.jobs(found)  # the maps job ran for jobs(); the randomization job runs now
+    assert runner.counts == {"jobs": 3, "cached": 1}
+    job = found[1]
+    again = compute(job, tiny_model, to_batch(job, *host_batch(job, images), torch.device("cpu")))
+    assert again["stages"] == stored[1]["stages"] == [3] and again["weight_layers"] == 3
+    assert np.array_equal(again["maps"], stored[1]["maps"]) and again["maps"].shape == (1, 6, 1, 32, 32)
+
+
 def test_perturbation_curve_without_inner_fractions_is_empty():
     images = torch.ones(2, 3, 4, 4)
     ranks = saliency_ranks(torch.rand(2, 4, 4))

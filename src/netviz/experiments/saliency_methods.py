@@ -276,12 +276,18 @@ def merge_shards(parts: list[dict]) -> dict:
             "total_seconds": sum(p["total_seconds"] for p in parts)}
 
 
+def maps_results(ctx: Context) -> tuple[list[Job], dict[str, dict]]:
+    """The "maps" jobs, run through the run's executor, and per model their results merged over the shards."""
+    first = maps_jobs(ctx)
+    done = ctx.jobs(first)
+    return first, {name: merge_shards([r for job, r in zip(first, done) if job.model == name])
+                   for name in ctx.model_names}
+
+
 def run_jobs(ctx: Context) -> tuple[dict[str, dict], dict[str, dict]]:
     """Every job of the section through the run's executor: per model, the merged "maps" result and the
     "randomization" result."""
-    first = maps_jobs(ctx)
-    done = ctx.jobs(first)
-    merged = {name: merge_shards([r for job, r in zip(first, done) if job.model == name]) for name in ctx.model_names}
+    _, merged = maps_results(ctx)
     second = randomization_jobs(ctx, {name: m["targets"] for name, m in merged.items()})
     return merged, dict(zip(ctx.model_names, ctx.jobs(second)))
 
@@ -289,11 +295,8 @@ def run_jobs(ctx: Context) -> tuple[dict[str, dict], dict[str, dict]]:
 def jobs(ctx: Context) -> list[Job]:
     """The section's compute jobs: the "maps" jobs and the "randomization" jobs (these need the maps jobs'
     targets, which this runs through ``ctx.jobs`` first)."""
-    first = maps_jobs(ctx)
-    done = ctx.jobs(first)
-    targets = {name: np.concatenate([r["targets"] for job, r in zip(first, done) if job.model == name])
-               for name in ctx.model_names}
-    return [*first, *randomization_jobs(ctx, targets)]
+    first, merged = maps_results(ctx)
+    return [*first, *randomization_jobs(ctx, {name: m["targets"] for name, m in merged.items()})]
 
 
 # --- scoring (on the jobs' arrays) ------------------------------------------------------------------------------
