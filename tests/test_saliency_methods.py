@@ -447,6 +447,13 @@ def test_section_runs_on_user_images_with_missing_boxes(tmp_path, tiny_model):
     assert len(out["fractions"]) == 4 and out["fractions"][1] == pytest.approx(1 / 9)  # quadratic spacing
     assert result["methods"]["Center prior"]["spearman"] == [1.0] * 3
     assert len(list((tmp_path / "f").glob("*.png"))) == 4
+    from netviz.tables import read_table
+
+    table = read_table(next((tmp_path / "r").glob("per_image_tiny.*")))  # Parquet or CSV
+    assert len(table) == 7 * 3 and list(table.columns[:4]) == ["method", "image", "id", "label"]
+    row = table[(table["method"] == "Grad-CAM") & (table["image"] == 2)].iloc[0]
+    assert row["id"] == "c.jpg" and row["insertion_auc"] == result["per_image"]["Grad-CAM"]["insertion_auc"][2]
+    assert table[table["image"] == 1]["pointing"].isna().all()  # image b has no box
 
 
 @pytest.mark.parametrize("with_boxes", [True, False], ids=["boxes", "no-boxes"])

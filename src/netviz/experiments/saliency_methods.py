@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from netviz import metrics, plots
+from netviz import metrics, plots, tables
 from netviz.data import imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
@@ -354,6 +354,14 @@ def completeness_error(done: dict) -> dict[str, float]:
     return {name: round(float(errors[i].median()), 4) for i, name in enumerate(("IG (black)", "IG (blur)"))}
 
 
+def image_table(ctx: Context, per_image: dict[str, dict[str, list]]) -> list[dict]:
+    """One row per method and image: the image (position, id, label) and its scores (None where not scored)."""
+    images = ctx.images
+    return [{"method": name, "image": i, "id": images.ids[i], "label": int(images.labels[i]),
+             **{metric: values[i] for metric, values in scores.items()}}
+            for name, scores in per_image.items() for i in range(len(images))]
+
+
 # --- figures ----------------------------------------------------------------------------------------------------
 
 def model_figures(ctx: Context, model_name: str, maps: dict, done: dict, summary: dict, mean_curve: dict,
@@ -364,7 +372,7 @@ def model_figures(ctx: Context, model_name: str, maps: dict, done: dict, summary
     # rows are labelled with the true class, and the class the maps explain when it differs
     row_titles = [label if int(t) == int(l) else f"{label}\n→ {images_name(int(t))}"
                   for label, l, t in zip(images.names[:shown], images.labels[:shown], done["targets"][:shown])]
-    fig_grid = ctx.save_figure(plots.method_grid(images.images[:shown], {nm: maps[nm][:shown] for nm in methods},
+    fig_grid = ctx.save_figure(plots.method_grid(images.pixels(range(shown)), {nm: maps[nm][:shown] for nm in methods},
                                                  row_titles, boxes=images.boxes[:shown]), f"methods_{model_name}.png")
     fig_curves = ctx.save_figure(plots.perturbation_figure(
         fractions_for(int(ctx.section["perturbation_steps"]), ctx.section["perturbation_spacing"]),
@@ -374,7 +382,7 @@ def model_figures(ctx: Context, model_name: str, maps: dict, done: dict, summary
         labels, {nm: s["spearman"] for nm, s in similarity.items()}, {nm: s["ssim"] for nm, s in similarity.items()}),
         f"randomization_{model_name}.png")
     fig_examples = ctx.save_figure(plots.randomization_examples(
-        images.images[0], {nm: examples[nm] for nm in methods}, ["original", *labels]),
+        images.pixels([0])[0], {nm: examples[nm] for nm in methods}, ["original", *labels]),
         f"randomization_examples_{model_name}.png")
     return {"grid": fig_grid, "curves": fig_curves, "randomization": fig_random, "randomization_examples": fig_examples}
 
@@ -384,7 +392,7 @@ def model_figures(ctx: Context, model_name: str, maps: dict, done: dict, summary
 def model_results(ctx: Context, model_name: str, done: dict, random: dict) -> tuple[dict, dict[str, np.ndarray]]:
     """One model's entry of metrics.json from its jobs' results, its figures, and its curves (for curves.npz)."""
     images, loaded = ctx.images, ctx.load_model(model_name)
-    shape = tuple(images.images.shape[-2:])
+    shape = tuple(done["maps"].shape[-2:])
     tolerance = float(ctx.section["tolerance_px"])
     fractions = fractions_for(int(ctx.section["perturbation_steps"]), ctx.section["perturbation_spacing"])
     names = [*done["methods"], CENTER]
@@ -423,11 +431,11 @@ def model_results(ctx: Context, model_name: str, done: dict, random: dict) -> tu
     return entry, arrays
 
 
-def section_header(ctx: Context) -> dict:
-    """The model-independent part of metrics.json: the images, methods and settings."""
+def section_header(ctx: Context, shape: tuple[int, int]) -> dict:
+    """The model-independent part of metrics.json: the images, methods and settings (``shape``: H×W of the
+    images)."""
     cfg, images = ctx.section, ctx.images
     n = len(images)
-    shape = tuple(images.images.shape[-2:])
     annotated = [i for i in range(n) if images.boxes[i]]
     return {  # the method names do not depend on the settings
         "images": [{"id": i, "label": int(l), "name": nm, "boxes": len(b)}
@@ -445,13 +453,14 @@ def section_header(ctx: Context) -> dict:
 
 def run(ctx: Context) -> dict:
     check_config(ctx.section)
-    results = section_header(ctx)
     maps_done, random_done = run_jobs(ctx)
+    results = section_header(ctx, tuple(next(iter(maps_done.values()))["maps"].shape[-2:]))
     arrays: dict[str, np.ndarray] = {}
     for model_name in ctx.model_names:
         entry, curves = model_results(ctx, model_name, maps_done[model_name], random_done[model_name])
         results["models"][model_name] = entry
         arrays.update(curves)
+        tables.write_table(image_table(ctx, entry["per_image"]), ctx.results_dir / f"per_image_{model_name}")
         best = entry["rankings"]
         ctx.log(f"{model_name}: best insertion {best['insertion_auc']['order'][:1]}, best deletion "
                 f"{best['deletion_auc']['order'][:1]}, in {entry['seconds']['total']:.1f} s of jobs")
