@@ -395,13 +395,31 @@ def test_unknown_substrate_is_named():
 
 # --- the section end to end, on a tiny model and user-like images (some without boxes) -------------------------
 
+def section_context(tmp_path, config, images, model, figures, prefix="figures/x"):
+    """A Context for the section whose jobs run here, through a job store in ``tmp_path/results`` (as a run does);
+    the runner is returned too, for its counts of cached jobs."""
+    from netviz.executors import JobRunner, LocalExecutor
+    from netviz.experiments.context import Context
+    from netviz.jobs import JobStore, section_base
+    from netviz.models import LoadedModel
+
+    load = lambda name: LoadedModel(model, "", "0" * 64)  # noqa: E731
+    names = config["saliency_methods"]["models"]
+    runner = JobRunner("saliency_methods", LocalExecutor(load, torch.device("cpu")),
+                       JobStore(tmp_path / "results", "saliency_methods"),
+                       section_base("saliency_methods", "cpu", {name: "0" * 64 for name in names}), images,
+                       log=lambda msg: None, progress=False)
+    (tmp_path / "r").mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    ctx = Context("saliency_methods", config, torch.device("cpu"), images, load, tmp_path / "r", figures, prefix,
+                  log=lambda msg: None, run_jobs=runner)
+    return ctx, runner
+
 def test_section_runs_on_user_images_with_missing_boxes(tmp_path, tiny_model):
     from netviz import store
     from netviz.config import load_config
     from netviz.data import ImageSet
     from netviz.experiments import SECTIONS, saliency_methods
-    from netviz.experiments.context import Context
-    from netviz.models import LoadedModel
 
     assert SECTIONS[SECTIONS.index("saliency") + 1] == "saliency_methods"
     generator = torch.Generator().manual_seed(0)
@@ -412,11 +430,7 @@ def test_section_runs_on_user_images_with_missing_boxes(tmp_path, tiny_model):
                                     "saliency_methods.perturbation_steps=3", "saliency_methods.randomization_images=2",
                                     "saliency_methods.ig_blur_sigma=2.0", "saliency_methods.substrate_blur_sigma=2.0",
                                     "saliency_methods.num_shown=2", 'saliency_methods.models=["tiny"]'])
-    (tmp_path / "r").mkdir()
-    (tmp_path / "f").mkdir()
-    ctx = Context("saliency_methods", config, torch.device("cpu"), images,
-                  lambda name: LoadedModel(tiny_model, "", "0" * 64), tmp_path / "r", tmp_path / "f", "figures/x",
-                  log=lambda msg: None)
+    ctx, _ = section_context(tmp_path, config, images, tiny_model, tmp_path / "f")
     before = model_state(tiny_model)
     out = saliency_methods.run(ctx)
     assert_same_state(before, model_state(tiny_model))
@@ -433,6 +447,13 @@ def test_section_runs_on_user_images_with_missing_boxes(tmp_path, tiny_model):
     assert len(out["fractions"]) == 4 and out["fractions"][1] == pytest.approx(1 / 9)  # quadratic spacing
     assert result["methods"]["Center prior"]["spearman"] == [1.0] * 3
     assert len(list((tmp_path / "f").glob("*.png"))) == 4
+    from netviz.tables import read_table
+
+    table = read_table(next((tmp_path / "r").glob("per_image_tiny.*")))  # Parquet or CSV
+    assert len(table) == 7 * 3 and list(table.columns[:4]) == ["method", "image", "id", "label"]
+    row = table[(table["method"] == "Grad-CAM") & (table["image"] == 2)].iloc[0]
+    assert row["id"] == "c.jpg" and row["insertion_auc"] == result["per_image"]["Grad-CAM"]["insertion_auc"][2]
+    assert table[table["image"] == 1]["pointing"].isna().all()  # image b has no box
 
 
 @pytest.mark.parametrize("with_boxes", [True, False], ids=["boxes", "no-boxes"])
@@ -440,8 +461,6 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
     from netviz.config import load_config
     from netviz.data import ImageSet
     from netviz.experiments import saliency_methods
-    from netviz.experiments.context import Context
-    from netviz.models import LoadedModel
     from netviz.report.formats import HtmlFormat, TexFormat
     from netviz.report.render import environment
 
@@ -452,12 +471,8 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
     config = load_config(overrides=["saliency_methods.smoothgrad_samples=1", "saliency_methods.ig_steps=1",
                                     "saliency_methods.perturbation_steps=2", "saliency_methods.randomization_images=1",
                                     "saliency_methods.num_shown=1", 'saliency_methods.models=["tiny", "tiny2"]'])
-    figures = tmp_path / "figures" / "saliency_methods"
-    figures.mkdir(parents=True)
-    (tmp_path / "r").mkdir()
-    ctx = Context("saliency_methods", config, torch.device("cpu"), images,
-                  lambda name: LoadedModel(tiny_model, "", "0" * 64), tmp_path / "r", figures,
-                  "figures/saliency_methods", log=lambda msg: None)
+    ctx, _ = section_context(tmp_path, config, images, tiny_model, tmp_path / "figures" / "saliency_methods",
+                             "figures/saliency_methods")
     results = json.loads(json.dumps(saliency_methods.run(ctx)))
     for fmt in (HtmlFormat(tmp_path), TexFormat(tmp_path)):
         text = environment(fmt).get_template("sections/saliency_methods.j2").render(S={"saliency_methods": results})
@@ -465,6 +480,76 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
         assert ("In the pointing game" in text) is with_boxes
         if fmt.name == "tex":
             assert "\\subsection{" in text and "\\textbackslash" not in text  # a subsection, no double escaping
+
+
+def small_section(tmp_path, tiny_model, *overrides):
+    """The section on three user-like images (one without a box) with small settings, in ``tmp_path``."""
+    from netviz.config import load_config
+    from netviz.data import ImageSet
+    from netviz.experiments import saliency_methods
+
+    generator = torch.Generator().manual_seed(0)
+    images = ImageSet(torch.rand(3, 3, 32, 32, generator=generator), torch.tensor([1, 2, 3]), ["a", "b", "c"],
+                      ["a", "b", "c"], [[(0, 0, 16, 16)], [], [(8, 8, 30, 30)]])
+    config = load_config(overrides=["saliency_methods.smoothgrad_samples=2", "saliency_methods.ig_steps=2",
+                                    "saliency_methods.perturbation_steps=3", "saliency_methods.randomization_images=2",
+                                    "saliency_methods.ig_blur_sigma=2.0", "saliency_methods.substrate_blur_sigma=2.0",
+                                    'saliency_methods.models=["tiny"]', *overrides])
+    ctx, runner = section_context(tmp_path, config, images, tiny_model, tmp_path / "f")
+    return saliency_methods.run(ctx), runner.counts
+
+
+def test_scoring_keys_rescore_from_cached_jobs(tmp_path, tiny_model):
+    first, counts = small_section(tmp_path, tiny_model, "saliency_methods.tolerance_px=0")
+    assert counts == {"jobs": 2, "cached": 0}  # one maps job (one shard) and one randomization job
+    again, counts = small_section(tmp_path, tiny_model, "saliency_methods.tolerance_px=40",
+                                  "saliency_methods.num_shown=1")
+    assert counts == {"jobs": 2, "cached": 2}
+    a, b = first["models"]["tiny"], again["models"]["tiny"]
+    for name in [*first["methods"], first["baseline_method"]]:
+        for metric in ("energy", "deletion_auc", "insertion_auc"):  # not a matter of tolerance
+            assert a["per_image"][name][metric] == b["per_image"][name][metric]
+        assert a["methods"][name]["spearman"] == b["methods"][name]["spearman"]
+        # a 40 px tolerance around boxes that reach into every 32×32 image's middle: every map hits
+        assert b["per_image"][name]["pointing"] == [1.0, None, 1.0]
+    _, counts = small_section(tmp_path, tiny_model, "saliency_methods.perturbation_steps=2")
+    assert counts == {"jobs": 2, "cached": 1}  # the maps job reads the steps, the randomization job does not
+
+
+def test_shards_give_the_results_of_one_job(tmp_path, tiny_model):
+    whole, counts = small_section(tmp_path / "a", tiny_model, "run.shard_size=0")
+    assert counts["jobs"] == 2
+    sharded, counts = small_section(tmp_path / "b", tiny_model, "run.shard_size=2")
+    assert counts["jobs"] == 3  # images 0-1 and 2, and the randomization job
+    a, b = whole["models"]["tiny"], sharded["models"]["tiny"]
+    # SmoothGrad draws its noise for a whole batch of images, so an image's noise depends on its place in the shard
+    for name in [n for n in [*whole["methods"], whole["baseline_method"]] if n != "SmoothGrad"]:
+        for metric, values in a["per_image"][name].items():
+            assert b["per_image"][name][metric] == pytest.approx(values, abs=1e-3, nan_ok=True)
+        assert b["methods"][name]["spearman"] == pytest.approx(a["methods"][name]["spearman"], abs=1e-3)
+    assert b["top1"] == a["top1"] and b["cam_grid"] == a["cam_grid"] == [16, 16]
+
+
+def test_jobs_for_the_bench_are_the_runs_jobs(tmp_path, tiny_model):
+    from netviz.config import load_config
+    from netviz.data import ImageSet
+    from netviz.executors import compute, host_batch, to_batch
+    from netviz.experiments import saliency_methods
+
+    images = ImageSet(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([1, 2]),
+                      ["a", "b"], ["a", "b"], [[(0, 0, 16, 16)], []])
+    config = load_config(overrides=["saliency_methods.smoothgrad_samples=1", "saliency_methods.ig_steps=1",
+                                    "saliency_methods.perturbation_steps=2", "saliency_methods.randomization_images=1",
+                                    "saliency_methods.randomization_fractions=[1.0]", 'saliency_methods.models=["tiny"]'])
+    ctx, runner = section_context(tmp_path, config, images, tiny_model, tmp_path / "f")
+    found = saliency_methods.jobs(ctx)
+    assert [(j.kind, j.items) for j in found] == [("maps", (0, 1)), ("randomization", (0,))]
+    stored = ctx.jobs(found)  # the maps job ran for jobs(); the randomization job runs now
+    assert runner.counts == {"jobs": 3, "cached": 1}
+    job = found[1]
+    again = compute(job, tiny_model, to_batch(job, *host_batch(job, images), torch.device("cpu")))
+    assert again["stages"] == stored[1]["stages"] == [3] and again["weight_layers"] == 3
+    assert np.array_equal(again["maps"], stored[1]["maps"]) and again["maps"].shape == (1, 6, 1, 32, 32)
 
 
 def test_perturbation_curve_without_inner_fractions_is_empty():
