@@ -66,6 +66,22 @@ def test_smoothgrad_equals_captum_noise_tunnel_with_the_same_noise(tiny_model, t
     assert relative_close(A.channel_max_abs(ours), captum_map(theirs))
 
 
+def test_smoothgrad_with_image_seeds_does_not_depend_on_the_other_images(tiny_model, tiny_images):
+    """Per-image seeds: an image's SmoothGrad is the same alone, in a batch, or in another order; the seeds come from
+    the image's position in its set, and two positions get different noise."""
+    x, y = tiny_images
+    seeds = A.image_seeds(0, range(4))
+    assert len(set(seeds)) == 4 and A.image_seeds(0, [2]) == [seeds[2]] and A.image_seeds(1, [2]) != [seeds[2]]
+    together = A.smoothgrad(A.gradient, 0.2, 3, seed=seeds)(tiny_model, x, y)
+    alone = A.smoothgrad(A.gradient, 0.2, 3, seed=seeds[2:3])(tiny_model, x[2:3], y[2:3])
+    reordered = A.smoothgrad(A.gradient, 0.2, 3, seed=seeds[::-1])(tiny_model, x.flip(0), y.flip(0))
+    assert torch.allclose(together[2:3], alone, atol=1e-6) and torch.allclose(together, reordered.flip(0), atol=1e-6)
+    same_noise_for_all = A.smoothgrad(A.gradient, 0.2, 3, seed=[seeds[0]] * 4)(tiny_model, x, y)
+    assert not torch.allclose(together[1:], same_noise_for_all[1:], atol=1e-4)
+    with pytest.raises(ValueError, match="3 image seeds for 4 images"):
+        A.smoothgrad(A.gradient, 0.2, 1, seed=seeds[:3])(tiny_model, x, y)
+
+
 def test_smoothgrad_averages_out_noise_and_leaves_global_rng_alone(tiny_model, tiny_images):
     x, y = tiny_images
     torch.manual_seed(123)
@@ -522,8 +538,8 @@ def test_shards_give_the_results_of_one_job(tmp_path, tiny_model):
     sharded, counts = small_section(tmp_path / "b", tiny_model, "run.shard_size=2")
     assert counts["jobs"] == 3  # images 0-1 and 2, and the randomization job
     a, b = whole["models"]["tiny"], sharded["models"]["tiny"]
-    # SmoothGrad draws its noise for a whole batch of images, so an image's noise depends on its place in the shard
-    for name in [n for n in [*whole["methods"], whole["baseline_method"]] if n != "SmoothGrad"]:
+    # every method, SmoothGrad included: its noise is drawn per image, whichever shard the image is in
+    for name in [*whole["methods"], whole["baseline_method"]]:
         for metric, values in a["per_image"][name].items():
             assert b["per_image"][name][metric] == pytest.approx(values, abs=1e-3, nan_ok=True)
         assert b["methods"][name]["spearman"] == pytest.approx(a["methods"][name]["spearman"], abs=1e-3)

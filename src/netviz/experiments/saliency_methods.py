@@ -24,7 +24,7 @@ from netviz.data import imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
 from netviz.jobs import Batch, Job
-from netviz.methods.attribution import channel_max_abs, standard_methods
+from netviz.methods.attribution import channel_max_abs, image_seeds, standard_methods
 from netviz.methods.baselines import SUBSTRATES, substrate
 from netviz.methods.common import fast_layout, gather_scores
 from netviz.methods.perturbation import perturbation_curve, saliency_ranks
@@ -138,9 +138,10 @@ def fractions_for(steps: int, spacing: str) -> list[float]:
 
 
 def job_methods(job: Job) -> dict:
-    """The six methods with the job's settings (name -> (kind, method), as :func:`standard_methods` gives them)."""
+    """The six methods with the job's settings (name -> (kind, method), as :func:`standard_methods` gives them);
+    SmoothGrad's noise is drawn per image from its position in the set, so it does not depend on the shards."""
     return standard_methods(job["smoothgrad_sigma"], int(job["smoothgrad_samples"]), int(job["ig_steps"]),
-                            job["ig_blur_sigma"], int(job["seed"]))
+                            job["ig_blur_sigma"], image_seeds(int(job["seed"]), job.items))
 
 
 def ig_completeness_error(model, x: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,

@@ -23,8 +23,9 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from functools import partial
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,26 +72,36 @@ def gradient(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
     return input_gradient(model, images, targets, batch_size)
 
 
-def smoothgrad(attribution: Attribution, sigma: float = 0.15, samples: int = 16, seed: int = 0) -> Attribution:
+def smoothgrad(attribution: Attribution, sigma: float = 0.15, samples: int = 16,
+               seed: int | Sequence[int] = 0) -> Attribution:
     """SmoothGrad (Smilkov et al. 2017) around any attribution: its mean over ``samples`` noisy copies of the
     images, x + N(0, sigma²), with ``sigma`` in pixel units (0.15 = 15 % of the [0, 1] range, the paper's
     10-20 %). No clipping of the noisy images, like the paper and Captum.
 
     This is Captum's ``NoiseTunnel(method).attribute(x, nt_type="smoothgrad", stdevs=sigma)`` (signed mean), written
-    out because NoiseTunnel only wraps Captum objects, not any function with this call. The noise comes from a
-    private generator seeded with ``seed`` (the global random state is untouched), one N×3×H×W draw per sample on
-    the CPU, so the result does not depend on ``batch_size`` nor on the device.
+    out because NoiseTunnel only wraps Captum objects, not any function with this call. The noise comes from
+    private generators (the global random state is untouched), drawn on the CPU, so the result does not depend on
+    ``batch_size`` nor on the device. ``seed``: one seed for the whole call (one N×3×H×W draw per sample), or one
+    seed per image (:func:`image_seeds`: each image's noise is its own, whichever other images share the call —
+    what a job over a shard of a larger set needs).
     """
     if samples < 1:
         raise ValueError(f"smoothgrad needs samples >= 1, got {samples}")
 
     def smoothed(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  batch_size: int | None = None) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
+        if isinstance(seed, int):
+            generators = [torch.Generator().manual_seed(seed)]
+        elif len(seed) == len(images):
+            generators = [torch.Generator().manual_seed(int(s)) for s in seed]
+        else:
+            raise ValueError(f"smoothgrad has {len(seed)} image seeds for {len(images)} images")
+        shape = images.shape if len(generators) == 1 else images.shape[1:]
         total = torch.zeros_like(images)
         for _ in range(samples):
-            noise = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)
-            total += attribution(model, images + sigma * noise, targets, batch_size=batch_size)
+            draws = [torch.randn(shape, generator=g, dtype=images.dtype) for g in generators]
+            noise = draws[0] if len(generators) == 1 else torch.stack(draws)
+            total += attribution(model, images + sigma * noise.to(images.device), targets, batch_size=batch_size)
         return total / samples
 
     smoothed.__name__ = f"smoothgrad_{getattr(attribution, '__name__', 'attribution')}"
@@ -177,10 +188,17 @@ def grad_cam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batc
         return chunked(one_chunk, batch_size, images.detach(), targets)
 
 
+def image_seeds(seed: int, positions: Sequence[int]) -> list[int]:
+    """One seed per image from the run's ``seed`` and each image's position in its set (numpy's SeedSequence),
+    so that an image's random draws do not depend on which shard or batch it is computed in."""
+    return [int(np.random.SeedSequence([seed, int(p)]).generate_state(1)[0]) for p in positions]
+
+
 def standard_methods(smoothgrad_sigma: float = 0.15, smoothgrad_samples: int = 16, ig_steps: int = 16,
-                     ig_blur_sigma: float = 10.0, seed: int = 0) -> dict[str, tuple[str, Callable]]:
+                     ig_blur_sigma: float = 10.0, seed: int | Sequence[int] = 0) -> dict[str, tuple[str, Callable]]:
     """The methods compared in the report, by display name: ``(kind, function)`` with kind "attribution"
-    (N×3×H×W, reduce with :func:`channel_max_abs`) or "map" (N×H×W already)."""
+    (N×3×H×W, reduce with :func:`channel_max_abs`) or "map" (N×H×W already). ``seed``: SmoothGrad's (see
+    :func:`smoothgrad`)."""
     from netviz.methods.baselines import blurred
 
     return {
