@@ -176,3 +176,42 @@ def test_bad_settings_are_named(tmp_path):
         check_settings(ctx("classviz.gallery=[76, 1000]"), ["squeezenet1_1"])
     with pytest.raises(NetvizError, match="vgg16"):
         check_settings(ctx('classviz.sweep_models=["vgg16"]'), ["squeezenet1_1"])
+
+
+def _run_job(model, items_pixels, **params):
+    from netviz.executors import compute
+    from netviz.jobs import Batch, Job
+
+    job = Job.make("classviz", params.pop("kind", "optimise"), "tiny", range(len(items_pixels)) if items_pixels is not None else (),
+                   inputs=params.pop("inputs", None), **params)
+    labels = torch.zeros(len(job.items), dtype=torch.long)
+    return compute(job, model, Batch(items_pixels, labels, job.inputs or {}, torch.device("cpu")))
+
+
+def test_optimise_jobs_split_into_chunks_give_the_rows_of_one_job(tiny_model):
+    photos = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
+    settings = dict(num_iterations=12, blur_every=5, blur_sigma=0.5, max_jitter=4, snapshots=[0, 6, 12], seed=3,
+                    batch_size=0, precision="fp32", image_shape=[3, SIZE, SIZE])
+    rows = dict(targets=[1, 2, 3, 4], learning_rates=[1.0, 2.0, 3.0, 2.0], l2_regs=[1e-3, 1e-2, 0.0, 1e-3],
+                from_noise=[True, False, True, False])
+    whole = _run_job(tiny_model, photos, **rows, **settings)
+    parts = [_run_job(tiny_model, photos[c : c + 1], **{k: v[2 * c : 2 * c + 2] for k, v in rows.items()}, **settings)
+             for c in (0, 1)]
+    assert whole["images"].shape == (4, 3, SIZE, SIZE) and whole["snapshots"].shape == (3, 4, 3, SIZE, SIZE)
+    assert whole["objective"].shape == (12, 4)
+    for key, axis in (("images", 0), ("snapshots", 1), ("objective", 1)):
+        np.testing.assert_allclose(np.concatenate([p[key] for p in parts], axis=axis), whole[key], atol=1e-4, rtol=1e-5)
+    # photo rows start from their own photograph, noise rows from the seeded noise (the same for the same seed)
+    np.testing.assert_allclose(whole["snapshots"][0][[1, 3]], photos.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(whole["snapshots"][0][0], whole["snapshots"][0][2])
+    # ... and the ascent goes somewhere: the objective rises on every row
+    assert (whole["objective"][-3:].mean(0) > whole["objective"][:3].mean(0)).all()
+
+
+def test_score_job_gives_softmax_of_inputs_and_photographs(tiny_model):
+    photos = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(8))
+    made = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(9))
+    probs = _run_job(tiny_model, photos, kind="score", inputs={"final": made.numpy()}, batch_size=2)
+    with torch.inference_mode():
+        np.testing.assert_allclose(probs["final"], tiny_model(made).softmax(1).numpy(), atol=1e-6)
+        np.testing.assert_allclose(probs["before"], tiny_model(photos).softmax(1).numpy(), atol=1e-6)

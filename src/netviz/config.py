@@ -68,6 +68,7 @@ CONSTRAINTS: dict[str, Range] = {
     "classviz.gallery": CLASS, "classviz.other_gallery": CLASS, "classviz.sweep_classes": CLASS,
     "classviz.sweep_learning_rates": AT_LEAST_0, "classviz.sweep_l2_regs": AT_LEAST_0,
     "classviz.start_image": AT_LEAST_0, "classviz.start_target": CLASS, "classviz.own_class_image": AT_LEAST_0,
+    "classviz.chunk_size": AT_LEAST_0,
     "adversarial.batch_size": AT_LEAST_0, "adversarial.fooling_images": AT_LEAST_0,
     "adversarial.fooling_target": CLASS, "adversarial.fooling_shown": AT_LEAST_0, "adversarial.fooling_lr": POSITIVE,
     "adversarial.fooling_max_iter": AT_LEAST_1, "adversarial.fooling_kappa": Range(0, 1),
