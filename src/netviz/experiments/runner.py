@@ -286,8 +286,10 @@ def _run_one(section: str, config: dict, device: torch.device, images: ImageSet,
     executor = executor or LocalExecutor(models, device)
     weights = {name: models.weights_sha(name) for name in section_models(config, section)}
     job_store = JobStore(root / "results", section)
-    job_runner = JobRunner(section, executor, job_store, section_base(section, executor.device_type, weights), images,
-                           log=lambda msg: log(f"  {msg}"))
+    base = section_base(section, executor.device_type, weights)
+    # how the networks are run changes their rounding: a job made one way is not reused the other way
+    base["model form"] = {k: bool(config["run"].get(k, True)) for k in ("fold_batchnorm", "channels_last")}
+    job_runner = JobRunner(section, executor, job_store, base, images, log=lambda msg: log(f"  {msg}"))
     ctx = Context(section, config, device, images, models, results_stage, figures_stage,
                   figure_prefix=f"figures/{section}", log=lambda msg: log(f"  {section}: {msg}"), run_jobs=job_runner)
     try:
