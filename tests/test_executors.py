@@ -66,7 +66,7 @@ def test_ray_gives_the_results_of_one_process(tmp_path, data_dir, local_ray):
     """SqueezeNet saliency in 5 jobs: one process with one thread, and Ray with two one-thread workers."""
     build(tmp_path / "local", data_dir, *ONE_THREAD)
     lines = build(tmp_path / "ray", data_dir, *ONE_THREAD, "run.executor=\"ray\"")
-    assert "  saliency: 0 of 5 jobs cached, 5 to run" in lines
+    assert "  saliency: 0 of 5 jobs cached, 5 to run (gradient)" in lines
     assert metrics(tmp_path / "local", "saliency") == metrics(tmp_path / "ray", "saliency")
     for name in ("maps_squeezenet1_1.npz",):
         assert (tmp_path / "local/results/saliency" / name).read_bytes() == (tmp_path / "ray/results/saliency" / name).read_bytes()
@@ -139,7 +139,7 @@ def test_killed_driver_resumes_with_the_missing_jobs(tmp_path, data_dir):
     done = len(list(stored.glob("*.npz")))
     assert 3 <= done < 13 and not (tmp_path / "killed/results/saliency/metrics.json").exists()
     again = subprocess.run(command, cwd=tmp_path / "killed", env=env, check=True, capture_output=True, text=True)
-    assert f"saliency: {done} of 13 jobs cached, {13 - done} to run" in again.stdout
+    assert f"saliency: {done} of 13 jobs cached, {13 - done} to run (gradient)" in again.stdout
     assert metrics(tmp_path / "whole", "saliency") == metrics(tmp_path / "killed", "saliency")
     assert (tmp_path / "whole/results/saliency/maps_squeezenet1_1.npz").read_bytes() == \
         (tmp_path / "killed/results/saliency/maps_squeezenet1_1.npz").read_bytes()
@@ -167,7 +167,7 @@ def test_ray_gives_the_results_of_one_process_on_100_images(tmp_path, data_dir, 
     folder = f'run.images="{imagenet_folder}"'
     build(tmp_path / "local", data_dir, *FOLDER_BUILD, folder, only=FOLDER_SECTIONS)
     lines = build(tmp_path / "ray", data_dir, *FOLDER_BUILD, folder, "run.executor=\"ray\"", only=FOLDER_SECTIONS)
-    assert "  saliency: 0 of 4 jobs cached, 4 to run" in lines
+    assert "  saliency: 0 of 4 jobs cached, 4 to run (gradient)" in lines
     for section in FOLDER_SECTIONS:
         assert metrics(tmp_path / "local", section) == metrics(tmp_path / "ray", section), section
         jobs = [sorted(p.name for p in (root / "results/.jobs" / section).iterdir()) for root in (tmp_path / "local", tmp_path / "ray")]

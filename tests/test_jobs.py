@@ -89,15 +89,15 @@ def test_runner_computes_missing_jobs_only_and_results_match(tmp_path, squeezene
     run = JobRunner("saliency", executor, JobStore(tmp_path, "saliency"), base, course_images, log.append)
     jobs = [Job.make("saliency", "gradient", "squeezenet1_1", s, batch_size=3, seed=0) for s in shards(6, 3)]
     first = run(jobs)
-    assert len(executor.ran) == 2 and log[-1] == "saliency: 0 of 2 jobs cached, 2 to run"
+    assert len(executor.ran) == 2 and log[-1] == "saliency: 0 of 2 jobs cached, 2 to run (gradient)"
     assert first[0]["maps"].shape == (3, 224, 224) and first[1]["probs"].shape == (3, 1000)
     again = run(jobs)
-    assert len(executor.ran) == 2 and log[-1] == "saliency: 2 of 2 jobs cached, 0 to run"
+    assert len(executor.ran) == 2 and log[-1] == "saliency: 2 of 2 jobs cached, 0 to run (gradient)"
     for a, b in zip(first, again):
         assert all(np.array_equal(a[k], b[k]) for k in a)
     extra = Job.make("saliency", "gradient", "squeezenet1_1", (6,), batch_size=3, seed=0)
     run([*jobs, extra])
-    assert executor.ran[-1] == extra and len(executor.ran) == 3 and log[-1] == "saliency: 2 of 3 jobs cached, 1 to run"
+    assert executor.ran[-1] == extra and len(executor.ran) == 3 and log[-1] == "saliency: 2 of 3 jobs cached, 1 to run (gradient)"
 
 
 @pytest.mark.slow
@@ -112,9 +112,9 @@ def test_scoring_only_key_rescores_from_cached_jobs(tmp_path, data_dir):
         runner.run_experiments(config, tmp_path, only=["saliency"], log=log.append)
         return [line.strip() for line in log]
 
-    assert "saliency: 0 of 1 job cached, 1 to run" in build()
+    assert "saliency: 0 of 1 job cached, 1 to run (gradient)" in build()
     lines = build("saliency.tolerance_px=5")
     assert "saliency: re-running: saliency.tolerance_px: 15 -> 5" in lines
-    assert "saliency: 1 of 1 job cached, 0 to run" in lines
-    assert "saliency: 0 of 3 jobs cached, 3 to run" in build("saliency.tolerance_px=7", "run.shard_size=10")
+    assert "saliency: 1 of 1 job cached, 0 to run (gradient)" in lines
+    assert "saliency: 0 of 3 jobs cached, 3 to run (gradient)" in build("saliency.tolerance_px=7", "run.shard_size=10")
     assert len(list((tmp_path / "results/.jobs/saliency").glob("*.npz"))) == 3  # the one-shard job was pruned

@@ -227,7 +227,7 @@ class JobRunner:
         self.counts["jobs"] += len(jobs)
         self.counts["cached"] += len(jobs) - len(missing)
         if jobs:
-            self.log(cached_count_message(self.section, len(jobs) - len(missing), len(jobs)))
+            self.log(cached_count_message(self.section, len(jobs) - len(missing), len(jobs), (j.kind for j in jobs)))
         if missing:
             from tqdm import tqdm
 

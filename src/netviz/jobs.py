@@ -222,6 +222,7 @@ class JobStore:
         return removed
 
 
-def cached_count_message(section: str, cached: int, total: int) -> str:
-    """``saliency_methods: 312 of 400 jobs cached, 88 to run``."""
-    return f"{section}: {cached} of {total} job{'s' if total != 1 else ''} cached, {total - cached} to run"
+def cached_count_message(section: str, cached: int, total: int, kinds: Iterable[str] = ()) -> str:
+    """``saliency_methods: 312 of 400 jobs cached, 88 to run (maps)``: the kinds of job in parentheses."""
+    what = f" ({', '.join(dict.fromkeys(kinds))})" if kinds else ""
+    return f"{section}: {cached} of {total} job{'s' if total != 1 else ''} cached, {total - cached} to run{what}"
