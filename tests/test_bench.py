@@ -133,6 +133,8 @@ def test_scaleout_on_ray(bench_root):
     one, two = t["runs"][1], t["runs"][2]
     assert t["ideal_ratio"] == pytest.approx(two["steady_images_per_s"] / (2 * one["steady_images_per_s"]), rel=0.01)
     assert t["ideal_ratio_with_start"] == pytest.approx(two["images_per_s"] / (2 * one["images_per_s"]), rel=0.01)
+    assert t["kinds"]["gradient"]["jobs"] == 3 and t["kinds"]["gradient"]["images"] == 6 and t["main_kind"] == "gradient"
+    assert t["kinds"]["gradient"]["seconds"] == pytest.approx(t["runs"][0]["wall_s"], rel=0.01)
     assert t["s_per_image"] == pytest.approx(t["runs"][0]["wall_s"] / 6, rel=0.01)
     assert t["gflop_per_image"] > 0 and 0 < t["share_of_matmul"] <= 1
     assert [r["n"] for r in p["rows"]] == [1, 2, 4, 8, 16] and p["images"] == 50000
@@ -151,10 +153,11 @@ def test_scaleout_falls_back_while_the_section_has_no_jobs(monkeypatch):
     model = wrap("tiny", tiny_net())
     from netviz.models import LoadedModel
 
-    section, jobs, note = scaleout._section_jobs(config, "saliency_methods", tiny_images(4),
+    section, jobs, note, prior = scaleout._section_jobs(config, "saliency_methods", tiny_images(4),
                                                  lambda name: LoadedModel(model, "", "", ""), lambda _: None)
     assert section == "saliency" and "saliency_methods has no jobs(ctx) yet" in note
     assert {j.section for j in jobs} == {"saliency"} and len(jobs) == 2  # two models, one shard each
+    assert prior == {}, "saliency's jobs(ctx) runs no prerequisite jobs"
 
 
 def test_outputs_written(bench_root):
@@ -218,3 +221,32 @@ def test_appendix_phrases_times_that_round_to_zero(bench_root, saliency_build, t
     html = (root / "report/report.html").read_text()
     assert 'id="speed"' in html and "the fp32 time" not in html and "short of it" not in html
     assert "No experiment reaches the goal" in html
+
+
+def test_local_run_reuses_the_prerequisite_jobs_timings():
+    """Jobs that jobs(ctx) already ran locally (as prerequisites) are timed from that run, not run again."""
+    from netviz.jobs import Job
+    from netviz.models import LoadedModel
+    from netviz.scaleout import by_kind, local_run
+
+    model = LoadedModel(wrap("tiny", tiny_net()), "", "", "")
+    jobs = [Job.make("saliency", "gradient", "tiny", (i,), batch_size=1, seed=0) for i in range(3)]
+    run = local_run(jobs, tiny_images(3), lambda name: model, {jobs[1]: 7.0})
+    assert run["reused"] == 1 and run["per_job_s"][1] == 7.0 and all(t > 0 for t in run["per_job_s"])
+    assert run["wall_s"] == pytest.approx(sum(run["per_job_s"]))
+    kinds = by_kind(jobs, run["per_job_s"])
+    assert kinds["gradient"]["images"] == 3 and kinds["gradient"]["s_per_image"] == pytest.approx(run["wall_s"] / 3, rel=1e-3)
+
+
+def test_imagenet_folder_for_the_scaleout(tmp_path):
+    """The scale-out's images: the course's 25 written twice (flipped, cropped) in ImageNet's XML layout and read
+    back as a run reads a folder: at least the count asked for, every image with its label and a box."""
+    from netviz.data import load_course_images
+    from netviz.scaleout import imagenet_folder_images
+
+    images = imagenet_folder_images(load_config(overrides=["run.device=cpu"]), 30, tmp_path / "val")
+    course = load_course_images("")
+    assert len(images) == 50 and len(list((tmp_path / "val").glob("*.xml"))) == 50
+    assert sorted(images.labels.tolist()) == sorted(course.labels.tolist() * 2)
+    assert all(boxes for boxes in images.boxes)
+    assert tuple(images.pixels([0, 49]).shape) == (2, 3, 224, 224)

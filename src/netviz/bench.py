@@ -239,16 +239,24 @@ def subset(images: ImageSet, count: int) -> ImageSet:
 
 
 def bench_context(config: dict, section: str, images: ImageSet, loaded: Callable[[str], LoadedModel],
-                  device: torch.device, tmp: Path, log: Callable[[str], None] = print):
+                  device: torch.device, tmp: Path, log: Callable[[str], None] = print, timings: dict | None = None):
     """A :class:`~netviz.experiments.context.Context` for ``section`` whose output folders are under ``tmp`` and
-    whose ``ctx.jobs`` (prerequisite stages of ``jobs(ctx)``) runs jobs in this process without any cache."""
+    whose ``ctx.jobs`` (prerequisite stages of ``jobs(ctx)``) runs jobs in this process without any cache;
+    ``timings`` (when given) gets each such job's seconds, including reading its images, by job."""
     from netviz.executors import LocalExecutor
     from netviz.experiments.context import Context
     from netviz.jobs import decode, encode
 
     def run_jobs(jobs):
-        results = dict(LocalExecutor(loaded, device).run(list(jobs), images))
-        return [decode(encode(results[i])) for i in range(len(jobs))]  # as a stored result reads back
+        jobs, results = list(jobs), {}
+        last = time.perf_counter()
+        for position, result in LocalExecutor(loaded, device).run(jobs, images):
+            results[position] = decode(encode(result))  # as a stored result reads back
+            now = time.perf_counter()
+            if timings is not None:
+                timings[jobs[position]] = now - last
+            last = now
+        return [results[i] for i in range(len(jobs))]
 
     folders = [tmp / section / part for part in ("results", "figures")]
     for folder in folders:
@@ -953,7 +961,7 @@ def scaleout_markdown(scale: dict) -> list[str]:
               f"{_cell(r['images_per_s'])} | {_cell(r['steady_images_per_s'])} |" for r in t["runs"]]
     lines += ["", f"Ratio to ideal scaling (Ray, 2 workers / 2 × 1 worker, once started): {_cell(t['ideal_ratio'])} "
               f"({_cell(t['ideal_ratio_with_start'])} with the actors' start). Measured: "
-              f"{_cell(t['s_per_image'])} s per image on one core, {_cell(t['gflop_per_image'])} GFLOP per image, "
+              f"{_cell(t['s_per_image'])} s per image on one core ({t['main_kind']} jobs), {_cell(t['gflop_per_image'])} GFLOP per image, "
               f"{_cell(t['share_of_matmul'])} of the one-thread matmul rate ({_cell(t['matmul_1thread_gflop_per_s'])} GFLOP/s).",
               "", f"Projection for {p['images']:,} images (CPU rows: measured cost per image, ideal scaling assumed; "
               f"GPU rows: projected, {_cell(p['assumed_gpu_fp32_tflops'])} TFLOP/s fp32 assumed at the share measured here):",

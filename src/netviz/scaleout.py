@@ -116,9 +116,11 @@ def job_overhead(config: dict, loaded: Callable, model: str, images, count: int,
             "ray_start_s": _sig(ray_run["first_s"], 3)}
 
 
-def _section_jobs(config: dict, section: str, images, loaded: Callable, log) -> tuple[str, list[Job], str]:
-    """(section used, its jobs on ``images``, a note) — the fallback section when ``section`` has no jobs yet."""
+def _section_jobs(config: dict, section: str, images, loaded: Callable, log) -> tuple[str, list[Job], str, dict]:
+    """(section used, its jobs on ``images``, a note, the local seconds of jobs that ``jobs(ctx)`` already ran as
+    prerequisites, on one thread) — the fallback section when ``section`` has no jobs yet."""
     from netviz.bench import bench_context
+    from netviz.experiments.runner import cpu_threads
 
     note = ""
     if not hasattr(importlib.import_module(f"netviz.experiments.{section}"), "jobs"):
@@ -127,29 +129,56 @@ def _section_jobs(config: dict, section: str, images, loaded: Callable, log) -> 
         log(f"  scale-out: {note}")
         section = FALLBACK_SECTION
     module = importlib.import_module(f"netviz.experiments.{section}")
-    with tempfile.TemporaryDirectory(prefix="netviz-bench-") as tmp:
-        ctx = bench_context(config, section, images, loaded, torch.device("cpu"), Path(tmp), log)
+    prior: dict = {}
+    with tempfile.TemporaryDirectory(prefix="netviz-bench-") as tmp, cpu_threads(1):
+        ctx = bench_context(config, section, images, loaded, torch.device("cpu"), Path(tmp), log, timings=prior)
         jobs = list(module.jobs(ctx))
-    return section, jobs, note
+    return section, jobs, note, prior
+
+
+def local_run(jobs: list[Job], images, loaded: Callable, prior: dict) -> dict:
+    """The local executor's run of ``jobs`` on one thread, as per-job seconds: jobs that ``jobs(ctx)`` already
+    ran as prerequisites (``prior``, the same executor and thread count) are not run again."""
+    todo = [job for job in jobs if job not in prior]
+    run = timed_run(LocalExecutor(loaded, torch.device("cpu")), todo, images) if todo else {"arrivals_s": []}
+    gaps = [b - a for a, b in zip([0.0, *run["arrivals_s"]], run["arrivals_s"])]
+    seconds = {**prior, **dict(zip(todo, gaps))}  # results arrive in job order locally
+    per_job = [seconds[job] for job in jobs]
+    return {"wall_s": sum(per_job), "per_job_s": per_job, "reused": len(jobs) - len(todo)}
+
+
+def by_kind(jobs: list[Job], per_job: list[float]) -> dict:
+    """Local seconds, jobs and images per job kind, and seconds per image of each."""
+    out: dict = {}
+    for job, seconds in zip(jobs, per_job):
+        entry = out.setdefault(job.kind, {"jobs": 0, "images": 0, "seconds": 0.0})
+        entry.update(jobs=entry["jobs"] + 1, images=entry["images"] + len(job.items), seconds=entry["seconds"] + seconds)
+    for entry in out.values():
+        entry["s_per_image"] = _sig(entry["seconds"] / entry["images"]) if entry["images"] else None
+        entry["seconds"] = _sig(entry["seconds"])
+    return out
 
 
 def throughput(config: dict, section: str, images, loaded: Callable, log) -> dict:
-    """Images per second of ``section``'s jobs on ``images``: local, then Ray with 1 and 2 workers."""
+    """Images per second of ``section``'s jobs on ``images``: local, then Ray with 1 and 2 workers; the per-image
+    cost and FLOPs of its main kind (the one covering the most images) for the projection."""
     from netviz.bench import count_flops, matmul_rate
     from netviz.executors import compute, host_batch, to_batch
     from netviz.experiments.runner import cpu_threads
 
-    section, jobs, note = _section_jobs(config, section, images, loaded, log)
+    section, jobs, note, prior = _section_jobs(config, section, images, loaded, log)
     n = len({i for job in jobs for i in job.items}) or len(images)
-    first = jobs[0]
-    with cpu_threads(1):  # warm-up on one job, its FLOPs counted; this machine's one-thread matmul rate
+    local = local_run(jobs, images, loaded, prior)
+    kinds = by_kind(jobs, local["per_job_s"])
+    main = max(kinds, key=lambda k: kinds[k]["images"])
+    first = next(job for job in jobs if job.kind == main)
+    with cpu_threads(1):  # the main kind's FLOPs on one job; this machine's one-thread matmul rate
         flops, _ = count_flops(lambda: compute(first, loaded(first.model).model,
                                                to_batch(first, *host_batch(first, images), torch.device("cpu"))))
         anchor = matmul_rate(torch.device("cpu"))
     gflop_per_image = flops / 1e9 / max(1, len(first.items))
-    runs = []
-    local = timed_run(LocalExecutor(loaded, torch.device("cpu")), jobs, images)
-    runs.append({"executor": "local", "workers": 1, **_rates(local, n, 1)})
+    runs = [{"executor": "local", "workers": 1, "wall_s": _sig(local["wall_s"]), "first_result_s": None,
+             "images_per_s": _sig(n / local["wall_s"]) if local["wall_s"] > 0 else None, "steady_images_per_s": None}]
     log(f"  scale-out: local, 1 thread: {runs[-1]['images_per_s']} images/s")
     for workers in (1, 2):
         result = timed_run(RayExecutor(_one_thread(config, workers)["run"], loaded), jobs, images)
@@ -158,14 +187,14 @@ def throughput(config: dict, section: str, images, loaded: Callable, log) -> dic
             f"({runs[-1]['steady_images_per_s']} once started; first result after {runs[-1]['first_result_s']} s)")
     one, two = runs[1]["steady_images_per_s"], runs[2]["steady_images_per_s"]
     one_all, two_all = runs[1]["images_per_s"], runs[2]["images_per_s"]
-    per_image = runs[0]["wall_s"] / n
-    share = gflop_per_image / per_image / anchor["gflop_per_s"] if per_image > 0 else None
+    per_image = kinds[main]["s_per_image"]
+    share = gflop_per_image / per_image / anchor["gflop_per_s"] if per_image else None
     return {"section": section, "note": note, "images": n, "jobs": len(jobs), "model": first.model,
-            "kinds": sorted({j.kind for j in jobs}), "shard_size": int(config["run"]["shard_size"]),
-            "methods": list(first.get("methods") or ()), "runs": runs,
+            "kinds": kinds, "main_kind": main, "shard_size": int(config["run"]["shard_size"]),
+            "local_reused_jobs": local["reused"], "runs": runs,
             "ideal_ratio": _sig(two / (2 * one), 3) if one and two else None,
             "ideal_ratio_with_start": _sig(two_all / (2 * one_all), 3) if one_all and two_all else None,
-            "s_per_image": _sig(per_image), "gflop_per_image": _sig(gflop_per_image),
+            "s_per_image": per_image, "gflop_per_image": _sig(gflop_per_image),
             "matmul_1thread_gflop_per_s": anchor["gflop_per_s"],
             "share_of_matmul": _sig(share) if share is not None else None}
 
@@ -186,7 +215,7 @@ def projection(measured: dict, images: int, gpu_tflops: float) -> dict:
     s_gpu = measured["gflop_per_image"] / (gpu_tflops * 1000 * share) if share > 0 and gpu_tflops > 0 else None
     rows = [{"n": n, "cpu_hours": _sig(images * s_cpu / n / 3600, 3),
              "gpu_hours": _sig(images * s_gpu / n / 3600, 3) if s_gpu else None} for n in SCALES]
-    return {"images": images, "section": measured["section"], "methods": measured["methods"],
+    return {"images": images, "section": measured["section"], "kind": measured["main_kind"],
             "measured_cpu_s_per_image": s_cpu, "assumed_gpu_fp32_tflops": gpu_tflops,
             "assumed_gpu_share_of_fp32": measured["share_of_matmul"],
             "projected_gpu_s_per_image": _sig(s_gpu) if s_gpu else None,
