@@ -129,6 +129,7 @@ def test_scaleout_on_ray(bench_root):
     assert [(r["executor"], r["workers"]) for r in t["runs"]] == [("local", 1), ("ray", 1), ("ray", 2)]
     for r in t["runs"]:
         assert r["images_per_s"] == pytest.approx(6 / r["wall_s"], rel=0.01)
+    for r in t["runs"][1:]:  # Ray: the actors' start is measured apart
         assert 0 < r["first_result_s"] <= r["wall_s"] and r["steady_images_per_s"] > 0
     one, two = t["runs"][1], t["runs"][2]
     assert t["ideal_ratio"] == pytest.approx(two["steady_images_per_s"] / (2 * one["steady_images_per_s"]), rel=0.01)

@@ -246,8 +246,9 @@ def scaleout(config: dict, loaded: Callable, log: Callable[[str], None] = print,
             log(f"  scale-out: overhead {overhead['overhead_per_job_ms']} ms per job "
                 f"(local {overhead['local_per_job_ms']} ms, Ray {overhead['ray_per_job_ms']} ms)")
             measured = throughput(cfg, section, images, loaded, log)
+        cpus = ray.cluster_resources().get("CPU")
     finally:
         if started:
             ray.shutdown()
-    return {"threads_per_job": 1, "cpus": 2, "overhead": overhead, "throughput": measured,
+    return {"threads_per_job": 1, "ray_cpus": cpus, "overhead": overhead, "throughput": measured,
             "projection": projection(measured, int(settings["projection_images"]), float(settings["gpu_fp32_tflops"]))}
