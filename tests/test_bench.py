@@ -141,7 +141,9 @@ def test_scaleout_on_ray(bench_root):
     assert [r["n"] for r in p["rows"]] == [1, 2, 4, 8, 16] and p["images"] == 50000
     for r in p["rows"]:
         assert r["cpu_hours"] == pytest.approx(50000 * t["s_per_image"] / r["n"] / 3600, rel=0.01, abs=0.01)
-    gpu_s = t["gflop_per_image"] / (p["assumed_gpu_fp32_tflops"] * 1000 * t["share_of_matmul"])
+        assert r["gpu_hours"] == pytest.approx(50000 * p["projected_gpu_s_per_image"] / r["n"] / 3600, rel=0.01)
+    assert p["assumed_gpu_share"] == 0.25 and p["measured_cpu_share_of_matmul"] == t["share_of_matmul"]
+    gpu_s = t["gflop_per_image"] / (p["assumed_gpu_fp32_tflops"] * 1000 * p["assumed_gpu_share"])
     assert p["projected_gpu_s_per_image"] == pytest.approx(gpu_s, rel=0.01)
 
 

@@ -964,7 +964,8 @@ def scaleout_markdown(scale: dict) -> list[str]:
               f"{_cell(t['s_per_image'])} s per image on one core ({t['main_kind']} jobs), {_cell(t['gflop_per_image'])} GFLOP per image, "
               f"{_cell(t['share_of_matmul'])} of the one-thread matmul rate ({_cell(t['matmul_1thread_gflop_per_s'])} GFLOP/s).",
               "", f"Projection for {p['images']:,} images (CPU rows: measured cost per image, ideal scaling assumed; "
-              f"GPU rows: projected, {_cell(p['assumed_gpu_fp32_tflops'])} TFLOP/s fp32 assumed at the share measured here):",
+              f"GPU rows: projected, not measured: {_cell(p['assumed_gpu_fp32_tflops'])} TFLOP/s fp32 per GPU assumed, "
+              f"of which the jobs reach an assumed {_cell(p['assumed_gpu_share'])}):",
               "", "| N | CPU workers (h) | GPUs (h) |", "|---:|---:|---:|"]
     lines += [f"| {r['n']} | {_cell(r['cpu_hours'])} | {_cell(r['gpu_hours'])} |" for r in p["rows"]]
     return lines

@@ -17,9 +17,9 @@ how long a large run would take.
   (``ideal_ratio_with_start``).
 - **Projection**: seconds per image measured here (CPU, one core per job) and the FLOPs per image (counted with
   FlopCounterMode on one job) give the time of ``bench.projection_images`` images on N CPU workers (measured
-  cost, ideal scaling assumed) and on N GPUs, which are NOT measured: a GPU is assumed to reach the same share of
-  its fp32 rate (``bench.gpu_fp32_tflops``, a stated assumption) as the jobs reach here of this machine's
-  measured matrix-multiply rate.
+  cost, ideal scaling assumed) and on N GPUs, which are NOT measured: one GPU is assumed to do
+  ``bench.gpu_fp32_tflops`` of fp32 arithmetic of which the jobs reach ``bench.gpu_share`` (both stated
+  assumptions; the share the jobs reach of this CPU's measured matmul rate is stored beside them).
 
 Nothing here writes results: :func:`scaleout` returns a dict that :func:`netviz.bench.run_bench` stores.
 """
@@ -207,17 +207,19 @@ def _rates(run: dict, images: int, workers: int) -> dict:
             "steady_images_per_s": _sig(steady) if steady else None}
 
 
-def projection(measured: dict, images: int, gpu_tflops: float) -> dict:
-    """Hours for ``images`` images of the measured work on N CPU workers (measured per-image cost, ideal scaling)
-    and on N GPUs (projected: the measured share of the matmul rate, applied to ``gpu_tflops``)."""
+def projection(measured: dict, images: int, gpu_tflops: float, gpu_share: float) -> dict:
+    """Hours for ``images`` images of the measured work (its main kind) on N CPU workers (the cost per image
+    measured here, ideal scaling) and on N GPUs (projected, not measured: the FLOPs per image counted here at an
+    assumed ``gpu_share`` of an assumed ``gpu_tflops`` fp32 rate, ideal scaling)."""
     s_cpu = measured["s_per_image"]
-    share = measured["share_of_matmul"] or 0.0
-    s_gpu = measured["gflop_per_image"] / (gpu_tflops * 1000 * share) if share > 0 and gpu_tflops > 0 else None
+    rate = gpu_tflops * 1000 * gpu_share  # GFLOP/s
+    s_gpu = measured["gflop_per_image"] / rate if rate > 0 else None
     rows = [{"n": n, "cpu_hours": _sig(images * s_cpu / n / 3600, 3),
              "gpu_hours": _sig(images * s_gpu / n / 3600, 3) if s_gpu else None} for n in SCALES]
     return {"images": images, "section": measured["section"], "kind": measured["main_kind"],
-            "measured_cpu_s_per_image": s_cpu, "assumed_gpu_fp32_tflops": gpu_tflops,
-            "assumed_gpu_share_of_fp32": measured["share_of_matmul"],
+            "measured_cpu_s_per_image": s_cpu, "measured_gflop_per_image": measured["gflop_per_image"],
+            "measured_cpu_share_of_matmul": measured["share_of_matmul"],
+            "assumed_gpu_fp32_tflops": gpu_tflops, "assumed_gpu_share": gpu_share,
             "projected_gpu_s_per_image": _sig(s_gpu) if s_gpu else None,
             "measured_ideal_ratio_2_workers": measured["ideal_ratio"], "rows": rows}
 
@@ -251,4 +253,5 @@ def scaleout(config: dict, loaded: Callable, log: Callable[[str], None] = print,
         if started:
             ray.shutdown()
     return {"threads_per_job": 1, "ray_cpus": cpus, "overhead": overhead, "throughput": measured,
-            "projection": projection(measured, int(settings["projection_images"]), float(settings["gpu_fp32_tflops"]))}
+            "projection": projection(measured, int(settings["projection_images"]), float(settings["gpu_fp32_tflops"]),
+                                    float(settings["gpu_share"]))}
