@@ -964,8 +964,8 @@ def scaleout_markdown(scale: dict) -> list[str]:
               f"{_cell(t['s_per_image'])} s per image on one core ({t['main_kind']} jobs), {_cell(t['gflop_per_image'])} GFLOP per image, "
               f"{_cell(t['share_of_matmul'])} of the one-thread matmul rate ({_cell(t['matmul_1thread_gflop_per_s'])} GFLOP/s).",
               "", f"Projection for {p['images']:,} images (CPU rows: measured cost per image, ideal scaling assumed; "
-              f"GPU rows: projected, not measured: {_cell(p['assumed_gpu_fp32_tflops'])} TFLOP/s fp32 per GPU assumed, "
-              f"of which the jobs reach an assumed {_cell(p['assumed_gpu_share'])}):",
+              f"GPU rows: projected from {_cell(p['assumed_gpu_fp32_tflops'])} TFLOP/s fp32 per GPU, of which the jobs "
+              f"reach {_cell(p['assumed_gpu_share'])}, both {p['gpu_basis']}):",
               "", "| N | CPU workers (h) | GPUs (h) |", "|---:|---:|---:|"]
     lines += [f"| {r['n']} | {_cell(r['cpu_hours'])} | {_cell(r['gpu_hours'])} |" for r in p["rows"]]
     return lines
@@ -1039,6 +1039,13 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     env["wall_s"] = round(time.perf_counter() - started, 1)
     summary = summarize(rows, b.peak)
+    if scale and device.type == "cuda":  # the GPU rows from this GPU's matmul rate and the section's share of it
+        from netviz.scaleout import projection
+
+        share = next((s["share_of_peak"] for s in summary if s["experiment"] == scale["throughput"]["section"]), None)
+        if share:
+            scale["projection"] = projection(scale["throughput"], int(settings["projection_images"]),
+                                             peak["gflop_per_s"] / 1000, share, gpu_basis=f"measured on {env['device_name']}")
     results = {"environment": env, "settings": dict(settings), "target_speedup": TARGET_SPEEDUP, "matmul": peak,
                "images": len(b.image_set), "rows": rows, "summary": summary, "notes": notes, "memory": memory,
                "precision": precision, "scaleout": scale,

@@ -207,10 +207,11 @@ def _rates(run: dict, images: int, workers: int) -> dict:
             "steady_images_per_s": _sig(steady) if steady else None}
 
 
-def projection(measured: dict, images: int, gpu_tflops: float, gpu_share: float) -> dict:
+def projection(measured: dict, images: int, gpu_tflops: float, gpu_share: float, gpu_basis: str = "assumed") -> dict:
     """Hours for ``images`` images of the measured work (its main kind) on N CPU workers (the cost per image
     measured here, ideal scaling) and on N GPUs (projected, not measured: the FLOPs per image counted here at an
-    assumed ``gpu_share`` of an assumed ``gpu_tflops`` fp32 rate, ideal scaling)."""
+    assumed ``gpu_share`` of an assumed ``gpu_tflops`` fp32 rate, ideal scaling). ``gpu_basis`` says where those
+    two came from ("assumed", or measured on the bench's GPU)."""
     s_cpu = measured["s_per_image"]
     rate = gpu_tflops * 1000 * gpu_share  # GFLOP/s
     s_gpu = measured["gflop_per_image"] / rate if rate > 0 else None
@@ -219,7 +220,7 @@ def projection(measured: dict, images: int, gpu_tflops: float, gpu_share: float)
     return {"images": images, "section": measured["section"], "kind": measured["main_kind"],
             "measured_cpu_s_per_image": s_cpu, "measured_gflop_per_image": measured["gflop_per_image"],
             "measured_cpu_share_of_matmul": measured["share_of_matmul"],
-            "assumed_gpu_fp32_tflops": gpu_tflops, "assumed_gpu_share": gpu_share,
+            "assumed_gpu_fp32_tflops": gpu_tflops, "assumed_gpu_share": gpu_share, "gpu_basis": gpu_basis,
             "projected_gpu_s_per_image": _sig(s_gpu) if s_gpu else None,
             "measured_ideal_ratio_2_workers": measured["ideal_ratio"], "rows": rows}
 
