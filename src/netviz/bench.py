@@ -1011,18 +1011,7 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     log(f"  {peak['gflop_per_s']} GFLOP/s ({peak['size']}×{peak['size']}, {peak['threads']} threads)")
     b = Bench(config, device, subset(images, int(settings["images"])), load, peak=peak["gflop_per_s"])
     torch.manual_seed(int(config["run"]["seed"]))
-    rows, notes = [], []
-    for section in wanted:
-        log(f"bench: {section}")
-        jobs = section_jobs(b, section, log)
-        if jobs is None:
-            notes.append(f"{section}: no jobs(ctx) yet, so netviz's side is not timed (comparisons only)")
-            log(f"  {notes[-1]}")
-        else:
-            rows.extend(job_rows(b, section, jobs, log))
-        for workload in WORKLOADS.get(section, lambda _: [])(b):
-            rows.extend(measure(workload, device, int(settings["repeats"]), float(settings["time_limit_s"]),
-                                b.peak, log))
+    rows, notes = measure_sections(b, wanted, log)
     log("bench: bf16 against fp32")
     precision = precision_checks(b, log) if settings["precision_check"] else []
     log("bench: memory")
@@ -1054,10 +1043,27 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     _write(results, root)
     for s in summary:
         log(f"bench: {s['experiment']}: netviz {s['netviz_s']} s, {s['share_of_peak']} of the matmul rate"
-            + (f", loop {s['vs_loop']:.2f}x lower GFLOP/s" if s["vs_loop"] else "")
-            + (f", {'/'.join(s['libraries'])} {s['vs_library']:.2f}x" if s["vs_library"] else ""))
+            + (f", GFLOP/s {s['vs_loop']:.2f}x the loop's" if s["vs_loop"] else "")
+            + (f", {s['vs_library']:.2f}x {'/'.join(s['libraries'])}'s" if s["vs_library"] else ""))
     log(f"bench: results/bench/{RESULTS}, bench.csv, bench.md, figures/bench/{FIGURE} ({env['wall_s']} s)")
     return results
+
+
+def measure_sections(b: Bench, sections: list[str], log: Callable[[str], None] = print) -> tuple[list[dict], list[str]]:
+    """Every section's rows: its jobs (netviz), then its comparisons; and a note per section without jobs."""
+    rows, notes = [], []
+    for section in sections:
+        log(f"bench: {section}")
+        jobs = section_jobs(b, section, log)
+        if jobs is None:
+            notes.append(f"{section}: no jobs(ctx) yet, so netviz's side is not timed (comparisons only)")
+            log(f"  {notes[-1]}")
+        else:
+            rows.extend(job_rows(b, section, jobs, log))
+        for workload in WORKLOADS.get(section, lambda _: [])(b):
+            rows.extend(measure(workload, b.device, int(b.settings["repeats"]), float(b.settings["time_limit_s"]),
+                                b.peak, log))
+    return rows, notes
 
 
 def _has_jobs(section: str) -> bool:
