@@ -13,7 +13,8 @@ Each variant is warmed up (the first of a workload by a run whose FLOPs are coun
 ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products, forward and backward; elementwise
 work is not counted), then timed ``bench.repeats`` times (the median counts; fewer once ``bench.time_limit_s`` is
 used, at least once). The physical anchor is this machine's fp32 matrix-multiply rate, measured in the same run
-(:func:`matmul_rate`): every row gives its GFLOP/s as a share of it. The comparisons' GFLOP/s are set against
+(:func:`matmul_rate`) right before each row's timing (on a shared machine it drifts with the load): every row
+gives its GFLOP/s as a share of it. The comparisons' GFLOP/s are set against
 netviz's jobs on the same experiment and model (``speedup``: how many times lower the comparison's rate is).
 ``max_abs_diff`` compares a comparison's output with netviz's job results where both compute the same maps.
 
@@ -183,11 +184,17 @@ def _row(experiment: str, task: str, model: str, variant: str, kind: str, batch_
             "median_s": _sig(median), "min_s": _sig(min(times)), "times_s": [_sig(t) for t in times],
             "units_per_s": _sig(units / median) if median > 0 else None, "gflop": _sig(flops / 1e9),
             "gflop_per_s": _sig(rate) if rate is not None else None,
-            "share_of_peak": _sig(rate / peak) if rate is not None and peak > 0 else None,
+            "matmul_gflop_per_s": peak, "share_of_peak": _sig(rate / peak) if rate is not None and peak > 0 else None,
             "max_abs_diff": None, "mean_abs_diff": None, "note": note}
 
 
-def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s: float, peak: float,
+def anchor(device: torch.device) -> float:
+    """The matmul rate (GFLOP/s) measured right before a timing: on a shared machine the rate drifts with the load,
+    so every row is set against its own (median of 3 products, after the warm-ups)."""
+    return matmul_rate(device, repeats=3)["gflop_per_s"]
+
+
+def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s: float,
             log: Callable[[str], None] = print) -> list[dict]:
     """Time every comparison variant of ``workload`` (see the module docstring); one row per variant."""
     first = workload.variants[0]
@@ -197,6 +204,7 @@ def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s
     for variant in workload.variants:
         if variant is not first:
             (variant.warmup or variant.run)()
+        peak = anchor(device)
         times, output = _repeat(variant.run, device, repeats, time_limit_s)
         row = _row(workload.experiment, workload.task, workload.model, variant.name, variant.kind, variant.batch_size,
                    workload.units, workload.unit, times, flops, peak, workload.note)
@@ -292,13 +300,14 @@ def job_rows(b: "Bench", section: str, jobs: list, log: Callable[[str], None] = 
 
         flops, results = count_flops(run)
         b.job_results[(section, name)] = results
+        peak = anchor(b.device)
         times, _ = _repeat(run, b.device, int(b.settings["repeats"]), float(b.settings["time_limit_s"]))
         items = sum(len(job.items) for job in mine)
         kinds = ", ".join(dict.fromkeys(job.kind for job in mine))
         sizes = {job.get("batch_size") for job in mine} - {None}
         row = _row(section, f"{len(mine)} {'job' if len(mine) == 1 else 'jobs'} ({kinds})", name or "–", "netviz",
                    "batched", max(sizes) if sizes else None, items or len(mine), "image" if items else "job", times,
-                   flops, b.peak)
+                   flops, peak)
         row["jobs"] = len(mine)
         rows.append(row)
         _log_row(row, int(b.settings["repeats"]), log)
@@ -863,8 +872,9 @@ def _rate(rows: list[dict]) -> tuple[float, float, float | None]:
     return seconds, gflop, (gflop / seconds if seconds > 0 else None)
 
 
-def summarize(rows: list[dict], peak: float) -> list[dict]:
-    """Per experiment: netviz's jobs (time, GFLOP/s, share of the matmul rate ``peak``), the loop's and the
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per experiment: netviz's jobs (time, GFLOP/s, share of the matmul rate measured before each row: their
+    GFLOP over the GFLOP that rate would do in their time), the loop's and the
     libraries' GFLOP/s and how many times netviz's rate they fall short of (``vs_loop``, ``vs_library``). Also sets
     each comparison row's ``speedup``: netviz's rate on the same experiment and model over the row's rate."""
     out = []
@@ -877,10 +887,11 @@ def summarize(rows: list[dict], peak: float) -> list[dict]:
             r["speedup"] = (1.0 if r["kind"] == "batched" else
                             _sig(ours / r["gflop_per_s"], 3) if ours and r["gflop_per_s"] else None)
         seconds, gflop, rate = _rate(netviz)
+        capacity = sum(r["median_s"] * r["matmul_gflop_per_s"] for r in netviz)
         entry = {"experiment": experiment, "workloads": len(netviz), "jobs": sum(r.get("jobs", 0) for r in netviz),
                  "netviz_s": _sig(seconds) if netviz else None, "netviz_gflop": _sig(gflop),
                  "netviz_gflop_per_s": _sig(rate) if rate else None,
-                 "share_of_peak": _sig(rate / peak) if rate and peak > 0 else None,
+                 "share_of_peak": _sig(gflop / capacity) if capacity > 0 else None,
                  "loop_gflop_per_s": None, "vs_loop": None, "library_gflop_per_s": None, "vs_library": None,
                  "libraries": []}
         for kind, key in (("loop", "loop"), ("library", "library")):
@@ -1027,7 +1038,7 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     env["load_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]
     env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     env["wall_s"] = round(time.perf_counter() - started, 1)
-    summary = summarize(rows, b.peak)
+    summary = summarize(rows)
     if scale and device.type == "cuda":  # the GPU rows from this GPU's matmul rate and the section's share of it
         from netviz.scaleout import projection
 
@@ -1061,8 +1072,7 @@ def measure_sections(b: Bench, sections: list[str], log: Callable[[str], None] =
         else:
             rows.extend(job_rows(b, section, jobs, log))
         for workload in WORKLOADS.get(section, lambda _: [])(b):
-            rows.extend(measure(workload, b.device, int(b.settings["repeats"]), float(b.settings["time_limit_s"]),
-                                b.peak, log))
+            rows.extend(measure(workload, b.device, int(b.settings["repeats"]), float(b.settings["time_limit_s"]), log))
     return rows, notes
 
 
