@@ -166,16 +166,19 @@ def throughput(config: dict, section: str, images, loaded: Callable, log) -> dic
     from netviz.executors import compute, host_batch, to_batch
     from netviz.experiments.runner import cpu_threads
 
+    with cpu_threads(1):  # the one-thread matmul rate before and after the local run (it drifts with the load)
+        before = matmul_rate(torch.device("cpu"))["gflop_per_s"]
     section, jobs, note, prior = _section_jobs(config, section, images, loaded, log)
     n = len({i for job in jobs for i in job.items}) or len(images)
     local = local_run(jobs, images, loaded, prior)
     kinds = by_kind(jobs, local["per_job_s"])
     main = max(kinds, key=lambda k: kinds[k]["images"])
     first = next(job for job in jobs if job.kind == main)
-    with cpu_threads(1):  # the main kind's FLOPs on one job; this machine's one-thread matmul rate
+    with cpu_threads(1):  # the main kind's FLOPs on one job
+        after = matmul_rate(torch.device("cpu"))["gflop_per_s"]
         flops, _ = count_flops(lambda: compute(first, loaded(first.model).model,
                                                to_batch(first, *host_batch(first, images), torch.device("cpu"))))
-        anchor = matmul_rate(torch.device("cpu"))
+    anchor = {"gflop_per_s": _sig((before + after) / 2), "before": before, "after": after}
     gflop_per_image = flops / 1e9 / max(1, len(first.items))
     runs = [{"executor": "local", "workers": 1, "wall_s": _sig(local["wall_s"]), "first_result_s": None,
              "images_per_s": _sig(n / local["wall_s"]) if local["wall_s"] > 0 else None, "steady_images_per_s": None}]
@@ -195,7 +198,7 @@ def throughput(config: dict, section: str, images, loaded: Callable, log) -> dic
             "ideal_ratio": _sig(two / (2 * one), 3) if one and two else None,
             "ideal_ratio_with_start": _sig(two_all / (2 * one_all), 3) if one_all and two_all else None,
             "s_per_image": per_image, "gflop_per_image": _sig(gflop_per_image),
-            "matmul_1thread_gflop_per_s": anchor["gflop_per_s"],
+            "matmul_1thread_gflop_per_s": anchor["gflop_per_s"], "matmul_1thread_before_after": [before, after],
             "share_of_matmul": _sig(share) if share is not None else None}
 
 
