@@ -1,25 +1,29 @@
-"""``netviz bench``: how fast each experiment's tensor work runs: batched, image by image, and in a library.
+"""``netviz bench``: how fast each experiment's work runs, against this machine's own arithmetic rate, against the
+per-image loop and the libraries, and spread over Ray workers.
 
-For every experiment with a workload below, on its default work (the config's models, images and
-hyperparameters; iterative methods capped at ``bench.max_steps`` steps, every step costing the same), three
-ways to do the same arithmetic are timed:
+- ``netviz``: the section's OWN jobs (``module.jobs(ctx)``, the same jobs ``netviz run`` and the Ray executor
+  run), each run with :func:`netviz.executors.compute` on the loaded models, on the section's default work (its
+  config's models and images; iterative methods capped at ``bench.max_steps`` steps through their step keys,
+  every step costing the same; saliency_methods on its first ``bench.map_images`` images). One row per model. A
+  section without ``jobs(ctx)`` yet is skipped with a note.
+- comparisons: the per-image loop a lab notebook would write (plain PyTorch, one image at a time, NCHW, fp32) and a
+  library where one exists (Captum for saliency, torchattacks for attacks), on comparable work.
 
-- ``netviz``: the experiment's own batched call (chunk size from ``batch_size``, automatic by default);
-- ``loop``: the per-image loop a lab notebook would write for the same work: plain PyTorch, one image at a time,
-  default (NCHW) memory layout, fp32;
-- a library doing the same work where one exists: Captum for saliency, torchattacks for attacks.
+Each variant is warmed up (the first of a workload by a run whose FLOPs are counted with
+``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products, forward and backward; elementwise
+work is not counted), then timed ``bench.repeats`` times (the median counts; fewer once ``bench.time_limit_s`` is
+used, at least once). The physical anchor is this machine's fp32 matrix-multiply rate, measured in the same run
+(:func:`matmul_rate`) right before each row's timing (on a shared machine it drifts with the load): every row
+gives its GFLOP/s as a share of it. The comparisons' GFLOP/s are set against
+netviz's jobs on the same experiment and model (``speedup``: how many times lower the comparison's rate is).
+``max_abs_diff`` compares a comparison's output with netviz's job results where both compute the same maps.
 
-Each variant is warmed up, then timed ``bench.repeats`` times (the median counts; a variant is timed fewer times
-once it has used ``bench.time_limit_s``, at least once). FLOPs are counted once, on netviz's warm-up run, with
-``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products, forward and backward;
-elementwise work is not counted); every variant does the same arithmetic, so GFLOP/s = that count / its time.
-``max_abs_diff`` compares each variant's output with netviz's, where both draw the same random numbers.
-Ratios, not absolute times, are the headline: the machine may be shared (the load average is recorded).
+Also measured: peak memory of VGG16 gradient passes under memory budgets, each in a fresh process
+(:func:`memory_child`); how far bf16 autocast moves results from fp32 (:func:`precision_checks`); and with
+``bench.scaleout`` the Ray part (:mod:`netviz.scaleout`: per-job overhead, throughput over 1 and 2 workers, the
+projection to a large run).
 
-Also measured: peak memory of VGG16 gradient passes (random weights) under memory budgets, each in a fresh
-process (:func:`memory_child`), and how far bf16 autocast moves results from fp32 (:func:`precision_checks`).
-
-Writes ``results/bench/bench.json`` (everything), ``bench.csv`` and ``bench.md`` (the table) and
+Writes ``results/bench/bench.json`` (everything), ``bench.csv`` and ``bench.md`` (the tables) and
 ``figures/bench/bench_speedup.png``. Not part of ``netviz run``: the report adds an appendix when
 ``results/bench/bench.json`` exists. The file is named so that grading, which compares sections' ``metrics.json``,
 never looks at timings.
@@ -27,7 +31,9 @@ never looks at timings.
 
 from __future__ import annotations
 
+import copy
 import csv
+import importlib
 import io
 import json
 import os
@@ -35,6 +41,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +52,12 @@ import torch.nn.functional as F
 
 from netviz import store
 from netviz.config import section_models
+from netviz.data import ImageSet
 from netviz.errors import NetvizError
 from netviz.sections import SECTIONS
 from netviz.methods.chunking import GB, available_bytes, probe_footprint, resolve_batch_size
 from netviz.methods.common import fast_layout
+from netviz.models import LoadedModel
 
 RESULTS = "bench.json"
 FIGURE = "bench_speedup.png"
@@ -71,10 +80,11 @@ class Variant:
 
 @dataclass
 class Workload:
-    """Some work of one experiment on one model, done by several variants; the first is netviz's batched one.
+    """Some work of one experiment on one model, done by comparison variants (loop, library).
 
     units: how much work, in ``unit`` (``image`` or ``image-step``). same_random: whether the variants draw
-    the same random numbers, so that their outputs should agree up to float rounding."""
+    the same random numbers as netviz's jobs (``reference``), so that their outputs should agree up to float
+    rounding."""
 
     experiment: str
     task: str
@@ -84,6 +94,7 @@ class Workload:
     variants: list[Variant]
     same_random: bool = True
     note: str = ""
+    reference: Callable[[], torch.Tensor | None] | None = None  # netviz's result of the same work, if comparable
 
 
 def _sync(device: torch.device) -> None:
@@ -136,40 +147,182 @@ def plural(unit: str) -> str:
     return unit + ("es" if unit.endswith("s") else "s")
 
 
+def matmul_rate(device: torch.device, size: int = 2048, repeats: int = 5) -> dict:
+    """This machine's fp32 matrix-multiply rate now, on ``device`` with torch's current threads: the median of
+    ``repeats`` products of two ``size``×``size`` matrices after two warm-ups (2·size³ FLOPs each)."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(size, size, generator=generator).to(device) for _ in range(2))
+    for _ in range(2):
+        torch.mm(a, b)
+    times = [_timed(lambda: torch.mm(a, b), device)[0] for _ in range(repeats)]
+    median = statistics.median(times)
+    return {"size": size, "threads": torch.get_num_threads(), "device": device.type,
+            "times_s": [_sig(t) for t in times], "gflop_per_s": _sig(2 * size**3 / 1e9 / median)}
+
+
+def _repeat(run: Callable[[], object], device: torch.device, repeats: int, time_limit_s: float) -> tuple[list, object]:
+    times, output = [], None
+    for _ in range(max(1, repeats)):
+        seconds, output = _timed(run, device)
+        times.append(seconds)
+        if sum(times) >= time_limit_s:
+            break
+    return times, output
+
+
+def _sig(value: float, digits: int = 4) -> float:
+    """``value`` rounded to ``digits`` significant digits (times and rates span many orders of magnitude)."""
+    return float(f"{value:.{digits}g}")
+
+
+def _row(experiment: str, task: str, model: str, variant: str, kind: str, batch_size, units: int, unit: str,
+         times: list[float], flops: int, peak: float, note: str = "") -> dict:
+    median = statistics.median(times)
+    rate = flops / 1e9 / median if median > 0 else None
+    return {"experiment": experiment, "task": task, "model": model, "variant": variant, "kind": kind,
+            "batch_size": batch_size, "units": units, "unit": unit, "unit_plural": plural(unit), "repeats": len(times),
+            "median_s": _sig(median), "min_s": _sig(min(times)), "times_s": [_sig(t) for t in times],
+            "units_per_s": _sig(units / median) if median > 0 else None, "gflop": _sig(flops / 1e9),
+            "gflop_per_s": _sig(rate) if rate is not None else None,
+            "matmul_gflop_per_s": peak, "share_of_peak": _sig(rate / peak) if rate is not None and peak > 0 else None,
+            "max_abs_diff": None, "mean_abs_diff": None, "note": note}
+
+
+def anchor(device: torch.device) -> float:
+    """The matmul rate (GFLOP/s) measured right before a timing: on a shared machine the rate drifts with the load,
+    so every row is set against its own (median of 3 products, after the warm-ups)."""
+    return matmul_rate(device, repeats=3)["gflop_per_s"]
+
+
 def measure(workload: Workload, device: torch.device, repeats: int, time_limit_s: float,
             log: Callable[[str], None] = print) -> list[dict]:
-    """Time every variant of ``workload`` (see the module docstring); one row per variant."""
-    base = workload.variants[0]
-    flops, reference = count_flops(base.run)  # netviz's warm-up, counted
+    """Time every comparison variant of ``workload`` (see the module docstring); one row per variant."""
+    first = workload.variants[0]
+    flops, _ = count_flops(first.run)  # the first variant's warm-up, counted (every variant does that arithmetic)
+    reference = workload.reference() if workload.reference and workload.same_random else None
     rows = []
     for variant in workload.variants:
-        if variant is not base:
+        if variant is not first:
             (variant.warmup or variant.run)()
-        times, output = [], None
-        for _ in range(max(1, repeats)):
-            seconds, output = _timed(variant.run, device)
-            times.append(seconds)
-            if sum(times) >= time_limit_s:
-                break
-        median = statistics.median(times)
-        compare = workload.same_random and variant is not base
-        max_diff, mean_diff = _abs_diff(output, reference) if compare else (None, None)
-        rows.append({
-            "experiment": workload.experiment, "task": workload.task, "model": workload.model,
-            "variant": variant.name, "kind": variant.kind, "batch_size": variant.batch_size,
-            "units": workload.units, "unit": workload.unit, "unit_plural": plural(workload.unit), "repeats": len(times),
-            "median_s": round(median, 4), "min_s": round(min(times), 4), "times_s": [round(t, 4) for t in times],
-            "units_per_s": round(workload.units / median, 3), "gflop": round(flops / 1e9, 3),
-            "gflop_per_s": round(flops / 1e9 / median, 2),
-            "max_abs_diff": max_diff, "mean_abs_diff": mean_diff,
-            "note": workload.note,
-        })
-        log(f"  {workload.experiment} / {workload.task} / {workload.model} / {variant.name}: "
-            f"{median:.2f} s ({rows[-1]['units_per_s']:.1f} {plural(workload.unit)}/s, {rows[-1]['gflop_per_s']:.1f} GFLOP/s"
-            f"{', ' + str(len(times)) + ' runs' if len(times) != repeats else ''})")
-    for row in rows:  # how many times longer than netviz's batched run
-        row["speedup"] = round(row["median_s"] / rows[0]["median_s"], 2) if rows[0]["median_s"] > 0 else None
+        peak = anchor(device)
+        times, output = _repeat(variant.run, device, repeats, time_limit_s)
+        row = _row(workload.experiment, workload.task, workload.model, variant.name, variant.kind, variant.batch_size,
+                   workload.units, workload.unit, times, flops, peak, workload.note)
+        if reference is not None:
+            row["max_abs_diff"], row["mean_abs_diff"] = _abs_diff(output, reference)
+        rows.append(row)
+        _log_row(row, repeats, log)
     return rows
+
+
+def _log_row(row: dict, repeats: int, log: Callable[[str], None]) -> None:
+    log(f"  {row['experiment']} / {row['task']} / {row['model']} / {row['variant']}: {row['median_s']:.2f} s "
+        f"({row['units_per_s']} {row['unit_plural']}/s, {row['gflop_per_s']} GFLOP/s, {row['share_of_peak']} of matmul"
+        f"{', ' + str(row['repeats']) + ' runs' if row['repeats'] != repeats else ''})")
+
+
+# --- netviz: the section's own jobs ------------------------------------------------------------------------------
+
+# Config keys of iterative methods that ``bench.max_steps`` caps in the bench's run of a section's jobs.
+STEP_KEYS: dict[str, tuple[str, ...]] = {
+    "classviz": ("num_iterations",),
+    "adversarial": ("fooling_max_iter", "steps", "transfer_steps"),
+}
+# Sections whose jobs the bench runs on fewer images (bench setting naming how many; 0 = all).
+IMAGE_KEYS: dict[str, str] = {"saliency_methods": "map_images"}
+
+
+def _as_loaded(model) -> LoadedModel:
+    """A loaded model as contexts and executors take it (a bare classifier, e.g. a test's tiny model, wrapped)."""
+    return model if isinstance(model, LoadedModel) else LoadedModel(model, "", "", "bench")
+
+
+def subset(images: ImageSet, count: int) -> ImageSet:
+    """The first ``count`` images of ``images`` (0 or more than it holds: all of them)."""
+    if count <= 0 or count >= len(images):
+        return images
+    keep = list(range(count))
+    return ImageSet(images.pixels(keep), images.labels[:count], list(images.names[:count]), list(images.ids[:count]),
+                    list(images.boxes[:count]), images.source, f"{images.sha256}[:{count}]")
+
+
+def bench_context(config: dict, section: str, images: ImageSet, loaded: Callable[[str], LoadedModel],
+                  device: torch.device, tmp: Path, log: Callable[[str], None] = print, timings: dict | None = None):
+    """A :class:`~netviz.experiments.context.Context` for ``section`` whose output folders are under ``tmp`` and
+    whose ``ctx.jobs`` (prerequisite stages of ``jobs(ctx)``) runs jobs in this process without any cache;
+    ``timings`` (when given) gets each such job's seconds, including reading its images, by job."""
+    from netviz.executors import LocalExecutor
+    from netviz.experiments.context import Context
+    from netviz.jobs import decode, encode
+
+    def run_jobs(jobs):
+        jobs, results = list(jobs), {}
+        last = time.perf_counter()
+        for position, result in LocalExecutor(loaded, device).run(jobs, images):
+            results[position] = decode(encode(result))  # as a stored result reads back
+            now = time.perf_counter()
+            if timings is not None:
+                timings[jobs[position]] = now - last
+            last = now
+        return [results[i] for i in range(len(jobs))]
+
+    folders = [tmp / section / part for part in ("results", "figures")]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return Context(section, config, device, images, loaded, folders[0], folders[1], f"figures/{section}",
+                   log=lambda msg: log(f"  {section}: {msg}"), run_jobs=run_jobs)
+
+
+def bench_config(config: dict, section: str) -> dict:
+    """The config the bench runs ``section``'s jobs with: iterative methods capped at ``bench.max_steps``."""
+    out = copy.deepcopy(config)
+    cap = int(config["bench"]["max_steps"])
+    for key in STEP_KEYS.get(section, ()) if cap > 0 else ():
+        if key in out[section]:
+            out[section][key] = min(int(out[section][key]), cap)
+    return out
+
+
+def job_rows(b: "Bench", section: str, jobs: list, log: Callable[[str], None] = print) -> list[dict]:
+    """netviz's rows of ``section``: its ``jobs`` grouped by model, each group run with
+    :func:`netviz.executors.compute` (images already in memory), warmed up with its FLOPs counted, then timed."""
+    from netviz.executors import compute, host_batch, to_batch
+
+    images = b.section_images(section)
+    rows = []
+    for name in dict.fromkeys(job.model for job in jobs):
+        mine = [job for job in jobs if job.model == name]
+        model = b.model(name) if name else None
+        batches = [to_batch(job, *host_batch(job, images), b.device) for job in mine]
+
+        def run(mine=mine, batches=batches, model=model):
+            return [compute(job, model, batch) for job, batch in zip(mine, batches)]
+
+        flops, results = count_flops(run)
+        b.job_results[(section, name)] = results
+        peak = anchor(b.device)
+        times, _ = _repeat(run, b.device, int(b.settings["repeats"]), float(b.settings["time_limit_s"]))
+        items = sum(len(job.items) for job in mine)
+        kinds = ", ".join(dict.fromkeys(job.kind for job in mine))
+        sizes = {job.get("batch_size") for job in mine} - {None}
+        row = _row(section, f"{len(mine)} {'job' if len(mine) == 1 else 'jobs'} ({kinds})", name or "–", "netviz",
+                   "batched", max(sizes) if sizes else None, items or len(mine), "image" if items else "job", times,
+                   flops, peak)
+        row["jobs"] = len(mine)
+        rows.append(row)
+        _log_row(row, int(b.settings["repeats"]), log)
+    return rows
+
+
+def section_jobs(b: "Bench", section: str, log: Callable[[str], None] = print) -> list | None:
+    """``section``'s jobs for the bench (``jobs(ctx)`` on :func:`bench_config`), or None when it has none yet."""
+    module = importlib.import_module(f"netviz.experiments.{section}")
+    if not hasattr(module, "jobs"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="netviz-bench-") as tmp:
+        ctx = bench_context(bench_config(b.config, section), section, b.section_images(section), b.loaded, b.device,
+                            Path(tmp), log)
+        return list(module.jobs(ctx))
 
 
 # --- the per-image loops a notebook would write (plain PyTorch, NCHW, one image at a time) ----------------------
@@ -195,24 +348,39 @@ def captum_saliency(model, images: torch.Tensor, labels: torch.Tensor) -> torch.
 
 @dataclass
 class Bench:
-    """What the workload builders get: config, device, images and models (loaded once)."""
+    """What the workload builders get: config, device, images (``image_set`` on CPU; ``images``/``labels`` on the
+    device), models (loaded once), the matmul rate (``peak``, GFLOP/s) and netviz's job results per (section,
+    model), which comparisons check their outputs against."""
 
     config: dict
     device: torch.device
-    images: torch.Tensor
-    labels: torch.Tensor
-    load: Callable[..., torch.nn.Module]  # load(name, fold=True)
+    image_set: ImageSet
+    load: Callable[..., object]  # load(name, fold=True) -> LoadedModel (or a bare classifier)
+    peak: float = 0.0
     models_cache: dict = field(default_factory=dict)
     plain_cache: dict = field(default_factory=dict)
+    job_results: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.images = self.image_set.images.to(self.device)
+        self.labels = self.image_set.labels.to(self.device)
+
+    def section_images(self, section: str) -> ImageSet:
+        """The images the bench runs ``section``'s jobs on (fewer where ``IMAGE_KEYS`` names a setting)."""
+        key = IMAGE_KEYS.get(section)
+        return subset(self.image_set, int(self.settings[key]) if key else 0)
 
     @property
     def settings(self) -> dict:
         return self.config["bench"]
 
-    def model(self, name: str):
+    def loaded(self, name: str) -> LoadedModel:
         if name not in self.models_cache:
-            self.models_cache[name] = self.load(name)
+            self.models_cache[name] = _as_loaded(self.load(name))
         return self.models_cache[name]
+
+    def model(self, name: str):
+        return self.loaded(name).model
 
     def plain(self, name: str):
         """The model as a notebook or a library user has it: the same weights, batch norms not folded (netviz folds
@@ -220,7 +388,7 @@ class Bench:
         norms to fold it is the model itself."""
         if name not in self.plain_cache:
             folded = self.model(name)
-            self.plain_cache[name] = self.load(name, fold=False) if folded.folded_batchnorms else folded
+            self.plain_cache[name] = _as_loaded(self.load(name, fold=False)).model if folded.folded_batchnorms else folded
         return self.plain_cache[name]
 
     def models(self, section: str) -> dict:
@@ -243,19 +411,23 @@ class Bench:
 
 
 def saliency_workloads(b: Bench) -> Iterator[Workload]:
-    from netviz.methods.saliency import vanilla_gradient
+    """The per-image loop and Captum on the section's gradient maps, checked against netviz's job results."""
+    import numpy as np
 
     x, y = b.images, b.labels
-    for name, model in b.models("saliency").items():
+    for name in section_models(b.config, "saliency"):
         plain = b.plain(name)
-        size = b.batch_size("saliency", model)
+
+        def reference(name=name):
+            results = b.job_results.get(("saliency", name))
+            return torch.from_numpy(np.concatenate([r["maps"] for r in results])) if results else None
+
         yield Workload("saliency", "vanilla gradient", name, len(x), "image", [
-            Variant("netviz", "batched", lambda m=model, s=size: vanilla_gradient(m, x, y, batch_size=s), batch_size=size),
             Variant("loop", "loop", lambda m=plain: notebook_saliency(m, x, y),
                     warmup=lambda m=plain: notebook_saliency(m, x[:1], y[:1]), batch_size=1),
             Variant("captum", "library", lambda m=plain: captum_saliency(m, x, y),
                     warmup=lambda m=plain: captum_saliency(m, x[:2], y[:2]), batch_size=len(x)),
-        ])
+        ], reference=reference)
 
 
 def notebook_class_visualization(model, target: int, learning_rate: float, l2_reg: float, steps: int, seed: int,
@@ -287,48 +459,35 @@ def notebook_class_visualization(model, target: int, learning_rate: float, l2_re
 
 
 def classviz_workloads(b: Bench) -> Iterator[Workload]:
-    """The experiment's two batches per model (its classes and sweep from noise; two photographs), capped steps."""
+    """The per-image loop on the section's work per model (its classes and sweep from noise; two photographs),
+    capped steps."""
     from netviz.data import class_index
-    from netviz.methods.classviz import class_visualization
 
     s, seed = b.config["classviz"], int(b.config["run"]["seed"])
     steps = b.steps(int(s["num_iterations"]))
     names = section_models(b.config, "classviz")
     sweep_models = s["sweep_models"] or names[:1]
     pixels = int(b.images.shape[-1])
-    common = dict(num_iterations=steps, blur_every_steps=s["blur_every"], blur_sigma=s["blur_sigma"],
-                  max_jitter=s["max_jitter"], image_size=pixels)
     loop_common = dict(steps=steps, seed=seed, blur_every=s["blur_every"], blur_sigma=s["blur_sigma"],
                        max_jitter=s["max_jitter"], image_size=pixels)
     for name in names:
-        model, plain = b.model(name), b.plain(name)
-        size = b.batch_size("classviz", model)
+        plain = b.plain(name)
         classes = [class_index(s["target"])] + [class_index(c) for c in (s["gallery"] if name == names[0] else s["other_gallery"])]
         jobs = [(c, s["learning_rate"], s["l2_reg"]) for c in dict.fromkeys(classes)]
         if name in sweep_models:
             jobs += [(class_index(c), lr, l2) for c in s["sweep_classes"] for l2 in s["sweep_l2_regs"]
                      for lr in s["sweep_learning_rates"]]
         jobs = list(dict.fromkeys(jobs))
-        targets = torch.tensor([j[0] for j in jobs], device=b.device)
-        rates, lambdas = [j[1] for j in jobs], [j[2] for j in jobs]
-
-        def batched(m=model, t=targets, r=rates, l2=lambdas, bs=size):
-            return class_visualization(m, None, t, seeds=seed, learning_rate=r, l2_reg=l2, batch_size=bs, **common).images
 
         def loop(m=plain, js=jobs, k=None):
             return torch.cat([notebook_class_visualization(m, c, lr, l2, **{**loop_common, "steps": k or steps})
                               for c, lr, l2 in js])
 
         yield Workload("classviz", "from noise", name, len(jobs) * steps, "image-step", [
-            Variant("netviz", "batched", batched, batch_size=size),
             Variant("loop", "loop", loop, warmup=lambda js=jobs: loop(js=js[:1], k=1), batch_size=1)])
         starts = [s["start_image"], s["own_class_image"]]
         photos = b.images[starts]
         photo_targets = torch.tensor([class_index(s["start_target"]), int(b.labels[s["own_class_image"]])], device=b.device)
-
-        def batched_photos(m=model, bs=size):
-            return class_visualization(m, photos, photo_targets, seeds=seed, learning_rate=s["learning_rate"],
-                                       l2_reg=s["l2_reg"], batch_size=bs, **common).images
 
         def loop_photos(m=plain, k=None):
             return torch.cat([notebook_class_visualization(m, int(c), s["learning_rate"], s["l2_reg"], start=x,
@@ -336,7 +495,6 @@ def classviz_workloads(b: Bench) -> Iterator[Workload]:
                               for x, c in zip(photos, photo_targets)])
 
         yield Workload("classviz", "from photographs", name, len(starts) * steps, "image-step", [
-            Variant("netviz", "batched", batched_photos, batch_size=size),
             Variant("loop", "loop", loop_photos, warmup=lambda: loop_photos(k=1), batch_size=1)])
 
 
@@ -376,10 +534,10 @@ def notebook_attributions(model, images: torch.Tensor, targets: torch.Tensor, se
 
 
 def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
-    """The section's maps (six methods) and its deletion/insertion curves, per model."""
+    """The per-image loop and Captum on the section's maps (six methods; a subset of the images) and the loop on its
+    deletion/insertion curves, per model."""
     import warnings
 
-    from netviz.methods.attribution import standard_methods
     from netviz.methods.baselines import substrate
     from netviz.methods.perturbation import perturbation_curve, saliency_ranks
     from netviz.methods.saliency import vanilla_gradient
@@ -388,9 +546,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
     s, seed = b.config["saliency_methods"], int(b.config["run"]["seed"])
     x = fast_layout(b.images)
     k = int(b.settings["map_images"]) or len(x)  # the maps cost many gradient passes per image (below): a subset is timed
-    xm, images_m = x[:k], b.images[:k]
-    methods = standard_methods(s["smoothgrad_sigma"], int(s["smoothgrad_samples"]), int(s["ig_steps"]),
-                               s["ig_blur_sigma"], seed)
+    images_m = b.images[:k]
     passes = len(x) * (3 + int(s["smoothgrad_samples"]) + 2 * int(s["ig_steps"]))  # gradient passes of the six methods
     steps = int(s["perturbation_steps"])
     power = {"uniform": 1, "quadratic": 2}[s["perturbation_spacing"]]
@@ -403,24 +559,16 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
         targets = logits.argmax(1) if s["target"] == "predicted" else b.labels  # outside: a normal tensor
 
         tm = targets[:k]
-
-        def ours(m=model, t=tm, bs=size):
-            return [method(m, xm, t, batch_size=bs) for _, method in methods.values()]
-
         yield Workload("saliency_methods", f"six maps ({k} images)", name, passes * k // len(x), "image-pass", [
-            Variant("netviz", "batched", ours, batch_size=size),
             Variant("loop", "loop", lambda m=plain, t=tm: notebook_attributions(m, images_m, t, s),
                     warmup=lambda m=plain, t=tm: notebook_attributions(m, images_m[:1], t[:1], s), batch_size=1),
             Variant("captum", "library", lambda m=plain, t=tm, bs=size: notebook_attributions(m, images_m, t, s, bs),
                     warmup=lambda m=plain, t=tm, bs=size: notebook_attributions(m, images_m[:1], t[:1], s, bs),
                     batch_size=size),
         ], same_random=False, note="SmoothGrad noise differs between variants")
+        # the loop's inputs (the order in which pixels change), made once with netviz's methods; not timed
         ranks = saliency_ranks(vanilla_gradient(model, x, targets, batch_size=size), seed=seed)
         substrates = substrate(s["deletion_substrate"], s["substrate_blur_sigma"])(x)
-
-        def curves(m=model, t=targets, r=ranks, bs=size):
-            return torch.stack([perturbation_curve(m, x, substrates, r, t, fractions, mode, bs)
-                                for mode in ("deletion", "insertion")])
 
         def loop_curves(m=plain, t=targets, r=ranks, k=None):
             rows = range(k or len(x))
@@ -430,7 +578,6 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
 
         yield Workload("saliency_methods", "deletion/insertion (one method)", name, 2 * len(x) * len(fractions),
                        "image-pass", [
-            Variant("netviz", "batched", curves, batch_size=size),
             Variant("loop", "loop", loop_curves, warmup=lambda: loop_curves(k=1), batch_size=1),
         ])
 
@@ -478,12 +625,12 @@ def notebook_attack(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
 
 
 def adversarial_workloads(b: Bench) -> Iterator[Workload]:
-    """The lab's fooling images and the transfer attacks (FGSM, PGD, MI-FGSM at the transfer budget, run to the
-    end) per model. The ε sweep is the transfer loop again with early stopping, so it is not timed separately."""
+    """The per-image loop (and torchattacks) on the lab's fooling images and the transfer attacks (FGSM, PGD,
+    MI-FGSM at the transfer budget, run to the end) per model. The ε sweep is the transfer loop again with early stopping, so it is not timed separately."""
     import torchattacks
 
-    from netviz.experiments.adversarial import ChannelsLast, build_attack
-    from netviz.methods.adversarial import Fooling, fooling_image, levels, projected_gradient
+    from netviz.experiments.adversarial import build_attack
+    from netviz.methods.adversarial import Fooling, levels
 
     s, seed = b.config["adversarial"], int(b.config["run"]["seed"])
     target = int(s["fooling_target"])
@@ -495,15 +642,11 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
     transfer_idx = correct.nonzero().squeeze(1).tolist() or list(range(len(b.images)))
     xt, yt = b.images[transfer_idx], b.labels[transfer_idx]
     steps = b.steps(int(s["transfer_steps"]))
-    for name, model in models.items():
+    for name in models:
         plain = b.plain(name)
-        size = b.batch_size("adversarial", model)
-        wrapped = ChannelsLast(model)  # as the experiment feeds its models
         xf = b.images[fooling_idx]
         tf = torch.full((len(fooling_idx),), target, dtype=torch.long, device=b.device)
         yield Workload("adversarial", f"fooling image (≤ {spec.max_iter} steps)", name, len(fooling_idx), "image", [
-            Variant("netviz", "batched", lambda w=wrapped, bs=size: fooling_image(w, xf, tf, spec, batch_size=bs).images,
-                    batch_size=size),
             Variant("loop", "loop", lambda m=plain: notebook_fooling(m, xf, tf, spec.lr, spec.max_iter),
                     warmup=lambda m=plain: notebook_fooling(m, xf[:1], tf[:1], spec.lr, 1), batch_size=1),
         ])
@@ -518,9 +661,6 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
                        "mi_fgsm": lambda m: torchattacks.MIFGSM(m, eps=eps, alpha=alpha, steps=attack.steps,
                                                                 decay=attack.momentum)}[attack_name]
 
-            def ours(w=wrapped, a=attack, bs=size):
-                return projected_gradient(w, xt, yt, a, bs, torch.Generator(device=b.device).manual_seed(seed)).images
-
             def loop(m=plain, a=attack, k=None):
                 return notebook_attack(m, xt[:k], yt[:k], levels(a.eps), levels(a.alpha), a.steps, a.momentum,
                                        a.random_start, torch.Generator(device=b.device).manual_seed(seed))
@@ -528,14 +668,13 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
             task = {"fgsm": "FGSM", "pgd_linf": "PGD L∞", "mi_fgsm": "MI-FGSM"}[attack_name]
             yield Workload("adversarial", f"{task} (ε {attack.eps:g}, {attack.steps} steps)", name,
                            len(transfer_idx) * attack.steps, "image-step", [
-                Variant("netviz", "batched", ours, batch_size=size),
                 Variant("loop", "loop", loop, warmup=lambda a=attack: loop(a=a, k=1), batch_size=1),
                 Variant("torchattacks", "library", lambda m=plain, make=library: make(m)(xt, yt),
                         warmup=lambda m=plain, make=library: make(m)(xt[:2], yt[:2]), batch_size=len(xt)),
             ], same_random=not attack.random_start, note="random starts differ" if attack.random_start else "")
 
 
-# Section name -> workload builder. A section without one is listed as "no workload" in the results.
+# Section name -> its comparisons (loop, library); netviz's own side is the section's jobs (job_rows).
 WORKLOADS: dict[str, Callable[[Bench], Iterator[Workload]]] = {
     "saliency": saliency_workloads,
     "saliency_methods": saliency_methods_workloads,
@@ -627,7 +766,10 @@ def memory_check(settings: dict, device: torch.device, log: Callable[[str], None
 
 def precision_checks(b: Bench, log: Callable[[str], None] = print) -> list[dict]:
     """How far bf16 autocast moves the results of the methods that offer it (``precision = "bf16"``) from fp32,
-    on the first model of their section, with the time of each. One row per method."""
+    on the first model of their section, with the time of each. One row per method.
+
+    These call the methods directly on a few images: they compare two precisions of one method, which no
+    section's jobs do (the sections run one precision), so they are not copies of a section's work."""
     rows = []
     for section, check in PRECISION_CHECKS.items():
         if section in SECTIONS:
@@ -721,29 +863,47 @@ PRECISION_CHECKS: dict[str, Callable[[Bench], dict]] = {
 # --- outputs ------------------------------------------------------------------------------------------------------
 
 COLUMNS = ["experiment", "task", "model", "variant", "kind", "batch_size", "units", "unit", "repeats", "median_s",
-           "min_s", "units_per_s", "gflop", "gflop_per_s", "speedup", "max_abs_diff", "mean_abs_diff"]
+           "min_s", "units_per_s", "gflop", "gflop_per_s", "share_of_peak", "speedup", "max_abs_diff", "mean_abs_diff"]
+
+
+def _rate(rows: list[dict]) -> tuple[float, float, float | None]:
+    """(total seconds, total GFLOP, GFLOP/s) of some rows."""
+    seconds, gflop = sum(r["median_s"] for r in rows), sum(r["gflop"] for r in rows)
+    return seconds, gflop, (gflop / seconds if seconds > 0 else None)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Per experiment: total median time of each kind over its workloads, and the ratios (loop / netviz,
-    library / netviz over the workloads a library can do)."""
+    """Per experiment: netviz's jobs (time, GFLOP/s, share of the matmul rate measured before each row: their
+    GFLOP over the GFLOP that rate would do in their time), the loop's and the
+    libraries' GFLOP/s and how many times netviz's rate they fall short of (``vs_loop``, ``vs_library``). Also sets
+    each comparison row's ``speedup``: netviz's rate on the same experiment and model over the row's rate."""
     out = []
     for experiment in dict.fromkeys(r["experiment"] for r in rows):
         mine = [r for r in rows if r["experiment"] == experiment]
-        batched = {(r["task"], r["model"]): r["median_s"] for r in mine if r["kind"] == "batched"}
-        loop = [r for r in mine if r["kind"] == "loop"]
-        library = [r for r in mine if r["kind"] == "library"]
-        entry = {"experiment": experiment, "workloads": len(batched), "netviz_s": round(sum(batched.values()), 3),
-                 "loop_s": None, "vs_loop": None, "library_s": None, "vs_library": None, "libraries": []}
-        if loop:
-            ours = sum(batched[(r["task"], r["model"])] for r in loop)
-            entry.update(loop_s=round(sum(r["median_s"] for r in loop), 3),
-                         vs_loop=round(sum(r["median_s"] for r in loop) / ours, 2) if ours > 0 else None)
-        if library:
-            ours = sum(batched[(r["task"], r["model"])] for r in library)
-            entry.update(library_s=round(sum(r["median_s"] for r in library), 3),
-                         vs_library=round(sum(r["median_s"] for r in library) / ours, 2) if ours > 0 else None,
-                         libraries=sorted({r["variant"] for r in library}))
+        netviz = [r for r in mine if r["kind"] == "batched"]
+        by_model = {r["model"]: r["gflop_per_s"] for r in netviz}
+        for r in mine:
+            ours = by_model.get(r["model"])
+            r["speedup"] = (1.0 if r["kind"] == "batched" else
+                            _sig(ours / r["gflop_per_s"], 3) if ours and r["gflop_per_s"] else None)
+        seconds, gflop, rate = _rate(netviz)
+        capacity = sum(r["median_s"] * r["matmul_gflop_per_s"] for r in netviz)
+        entry = {"experiment": experiment, "workloads": len(netviz), "jobs": sum(r.get("jobs", 0) for r in netviz),
+                 "netviz_s": _sig(seconds) if netviz else None, "netviz_gflop": _sig(gflop),
+                 "netviz_gflop_per_s": _sig(rate) if rate else None,
+                 "share_of_peak": _sig(gflop / capacity) if capacity > 0 else None,
+                 "loop_gflop_per_s": None, "vs_loop": None, "library_gflop_per_s": None, "vs_library": None,
+                 "libraries": []}
+        for kind, key in (("loop", "loop"), ("library", "library")):
+            others = [r for r in mine if r["kind"] == kind and r["model"] in by_model]
+            if not others:
+                continue
+            theirs = _rate(others)[2]
+            ours = _rate([r for r in netviz if r["model"] in {o["model"] for o in others}])[2]
+            entry[f"{key}_gflop_per_s"] = _sig(theirs) if theirs else None
+            entry[f"vs_{key}"] = _sig(ours / theirs, 3) if ours and theirs else None
+            if kind == "library":
+                entry["libraries"] = sorted({r["variant"] for r in others})
         entry["meets_target"] = entry["vs_loop"] is not None and entry["vs_loop"] >= TARGET_SPEEDUP
         out.append(entry)
     return out
@@ -766,17 +926,24 @@ def _cell(value) -> str:
 
 
 def to_markdown(results: dict) -> str:
-    env = results["environment"]
+    env, peak = results["environment"], results["matmul"]
     lines = [f"# netviz bench ({env['finished']})", "",
              f"{env['device']} ({env['device_name']}), {env['threads']} threads, load average "
              f"{env['load_before'][0]:.2f} before / {env['load_after'][0]:.2f} after; torch {env['torch']}.", "",
-             "| experiment | netviz (s) | loop (s) | loop / netviz | library (s) | library / netviz |",
-             "|---|---:|---:|---:|---:|---:|"]
+             f"fp32 matrix multiply ({peak['size']}×{peak['size']}, {peak['threads']} threads): "
+             f"{_cell(peak['gflop_per_s'])} GFLOP/s (the anchor of every share below).", "",
+             "| experiment | jobs | netviz (s) | GFLOP/s | share of matmul | loop GFLOP/s | netviz / loop | "
+             "library GFLOP/s | netviz / library |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in results["summary"]:
-        lines.append(f"| {s['experiment']} | {_cell(s['netviz_s'])} | {_cell(s['loop_s'])} | {_cell(s['vs_loop'])}× | "
-                     f"{_cell(s['library_s'])} | {_cell(s['vs_library']) + '×' if s['vs_library'] else '–'} |")
+        lines.append(f"| {s['experiment']} | {s['jobs']} | {_cell(s['netviz_s'])} | {_cell(s['netviz_gflop_per_s'])} | "
+                     f"{_cell(s['share_of_peak'])} | {_cell(s['loop_gflop_per_s'])} | {_cell(s['vs_loop'])} | "
+                     f"{_cell(s['library_gflop_per_s'])} | {_cell(s['vs_library'])} |")
+    lines += [f"- {note}" for note in results["notes"]]
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in results["rows"]]
+    if results.get("scaleout"):
+        lines += scaleout_markdown(results["scaleout"])
     if results["memory"]:
         lines += ["", "| model | images | budget (GB) | batch | estimate (GB) | peak (GB) | time (s) |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
@@ -788,6 +955,31 @@ def to_markdown(results: dict) -> str:
         lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         lines += ["| " + " | ".join(_cell(p.get(k)) for k in keys) + " |" for p in results["precision"]]
     return "\n".join(lines) + "\n"
+
+
+def scaleout_markdown(scale: dict) -> list[str]:
+    """The scale-out part as markdown lines: overhead, throughput table, projection."""
+    o, t, p = scale["overhead"], scale["throughput"], scale["projection"]
+    lines = ["", "## Scaling out (one CPU thread per job)", "",
+             f"Per-job overhead of Ray: {_cell(o['overhead_per_job_ms'])} ms ({o['jobs']} jobs of {o['work']} on "
+             f"{o['model']}: local {_cell(o['local_per_job_ms'])} ms, Ray {_cell(o['ray_per_job_ms'])} ms per job; "
+             f"actor start {_cell(o['ray_start_s'])} s, not counted).", "",
+             f"Throughput of {t['section']} ({', '.join(t['kinds'])}; {t['jobs']} jobs of ≤ {t['shard_size']} images) "
+             f"on {t['images']} images, {t['model']}:" + (f" {t['note']}." if t["note"] else ""), "",
+             "| executor | workers | wall (s) | first result (s) | images/s | images/s once started |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['executor']} | {r['workers']} | {_cell(r['wall_s'])} | {_cell(r['first_result_s'])} | "
+              f"{_cell(r['images_per_s'])} | {_cell(r['steady_images_per_s'])} |" for r in t["runs"]]
+    lines += ["", f"Ratio to ideal scaling (Ray, 2 workers / 2 × 1 worker, once started): {_cell(t['ideal_ratio'])} "
+              f"({_cell(t['ideal_ratio_with_start'])} with the actors' start). Measured: "
+              f"{_cell(t['s_per_image'])} s per image on one core ({t['main_kind']} jobs), {_cell(t['gflop_per_image'])} GFLOP per image, "
+              f"{_cell(t['share_of_matmul'])} of the one-thread matmul rate ({_cell(t['matmul_1thread_gflop_per_s'])} GFLOP/s).",
+              "", f"Projection for {p['images']:,} images (CPU rows: measured cost per image, ideal scaling assumed; "
+              f"GPU rows: projected from {_cell(p['assumed_gpu_fp32_tflops'])} TFLOP/s fp32 per GPU, of which the jobs "
+              f"reach {_cell(p['assumed_gpu_share'])}, both {p['gpu_basis']}):",
+              "", "| N | CPU workers (h) | GPUs (h) |", "|---:|---:|---:|"]
+    lines += [f"| {r['n']} | {_cell(r['cpu_hours'])} | {_cell(r['gpu_hours'])} |" for r in p["rows"]]
+    return lines
 
 
 def environment(device: torch.device) -> dict:
@@ -803,51 +995,96 @@ def environment(device: torch.device) -> dict:
 
 
 def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] = print, images=None,
-              load: Callable[[str], torch.nn.Module] | None = None) -> dict:
-    """Run the benchmark for ``bench.sections`` (all with a workload when empty) and write its outputs under
-    ``root`` (see the module docstring). Returns what it wrote to ``results/bench/bench.json``.
+              load: Callable[..., object] | None = None, scaleout_images: ImageSet | None = None) -> dict:
+    """Run the benchmark for ``bench.sections`` (all with jobs or comparisons when empty) and write its outputs
+    under ``root`` (see the module docstring). Returns what it wrote to ``results/bench/bench.json``.
 
-    images (an :class:`~netviz.data.ImageSet`) and load (model name -> classifier on the run's device) replace
-    the run's images and pretrained models, e.g. with tiny ones in tests."""
-    from netviz import plots
+    images (an :class:`~netviz.data.ImageSet`) and load (model name -> LoadedModel or classifier on the run's
+    device) replace the run's images and pretrained models, e.g. with tiny ones in tests; scaleout_images replaces
+    the scale-out's generated ImageNet-layout folder."""
     from netviz.data import load_images
     from netviz.models import load_model, resolve_device
 
     settings = config["bench"]
     root = Path(root)
-    wanted = settings["sections"] or [s for s in SECTIONS if s in WORKLOADS]
+    wanted = settings["sections"] or [s for s in SECTIONS if s in WORKLOADS or _has_jobs(s)]
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown:
         raise NetvizError(f"bench.sections: unknown section '{unknown[0]}'; sections: {', '.join(SECTIONS)}")
-    missing = [s for s in wanted if s not in WORKLOADS]
-    if missing:
-        raise NetvizError(f"bench.sections: no benchmark workload for '{missing[0]}'; "
-                          f"available: {', '.join(s for s in SECTIONS if s in WORKLOADS)}")
     device = resolve_device(config["run"]["device"])
     env = environment(device)
     started = time.perf_counter()
     images = images if images is not None else load_images(config["run"])
-    n = int(settings["images"]) or len(images)
-    load = load or (lambda name, fold=True: load_model(name, config["models"]["weights"], config["run"]["data_dir"], device,
-                                                       fold=fold).model)
-    b = Bench(config, device, images.images[:n].to(device), images.labels[:n].to(device), load)
+    load = load or (lambda name, fold=True: load_model(name, config["models"]["weights"], config["run"]["data_dir"],
+                                                       device, fold=fold))
+    log("bench: fp32 matrix-multiply rate")
+    peak = matmul_rate(device)
+    log(f"  {peak['gflop_per_s']} GFLOP/s ({peak['size']}×{peak['size']}, {peak['threads']} threads)")
+    b = Bench(config, device, subset(images, int(settings["images"])), load, peak=peak["gflop_per_s"])
     torch.manual_seed(int(config["run"]["seed"]))
-    rows = []
-    for section in wanted:
-        log(f"bench: {section}")
-        for workload in WORKLOADS[section](b):
-            rows.extend(measure(workload, device, int(settings["repeats"]), float(settings["time_limit_s"]), log))
+    rows, notes = measure_sections(b, wanted, log)
     log("bench: bf16 against fp32")
     precision = precision_checks(b, log) if settings["precision_check"] else []
     log("bench: memory")
     memory = memory_check(settings, device, log)
+    scale = None
+    if settings["scaleout"]:
+        from netviz.scaleout import scaleout
+
+        log("bench: scaling out (Ray)")
+        cpu_load = load if device.type == "cpu" else (
+            lambda name: load_model(name, config["models"]["weights"], config["run"]["data_dir"], torch.device("cpu")))
+        scale = scaleout(config, lambda name: _as_loaded(cpu_load(name)), log, scaleout_images)
     env["load_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else [0.0, 0.0, 0.0]
     env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     env["wall_s"] = round(time.perf_counter() - started, 1)
-    results = {"environment": env, "settings": dict(settings), "target_speedup": TARGET_SPEEDUP,
-               "images": n, "rows": rows, "summary": summarize(rows), "memory": memory, "precision": precision,
-               "sections_without_workload": [s for s in SECTIONS if s not in WORKLOADS],
+    summary = summarize(rows)
+    if scale and device.type == "cuda":  # the GPU rows from this GPU's matmul rate and the section's share of it
+        from netviz.scaleout import projection
+
+        share = next((s["share_of_peak"] for s in summary if s["experiment"] == scale["throughput"]["section"]), None)
+        if share:
+            scale["projection"] = projection(scale["throughput"], int(settings["projection_images"]),
+                                             peak["gflop_per_s"] / 1000, share, gpu_basis=f"measured on {env['device_name']}")
+    results = {"environment": env, "settings": dict(settings), "target_speedup": TARGET_SPEEDUP, "matmul": peak,
+               "images": len(b.image_set), "rows": rows, "summary": summary, "notes": notes, "memory": memory,
+               "precision": precision, "scaleout": scale,
+               "sections_without_workload": [s for s in SECTIONS if s not in WORKLOADS and not _has_jobs(s)],
                "figure": f"figures/bench/{FIGURE}"}
+    _write(results, root)
+    for s in summary:
+        log(f"bench: {s['experiment']}: netviz {s['netviz_s']} s, {s['share_of_peak']} of the matmul rate"
+            + (f", GFLOP/s {s['vs_loop']:.2f}x the loop's" if s["vs_loop"] else "")
+            + (f", {s['vs_library']:.2f}x {'/'.join(s['libraries'])}'s" if s["vs_library"] else ""))
+    log(f"bench: results/bench/{RESULTS}, bench.csv, bench.md, figures/bench/{FIGURE} ({env['wall_s']} s)")
+    return results
+
+
+def measure_sections(b: Bench, sections: list[str], log: Callable[[str], None] = print) -> tuple[list[dict], list[str]]:
+    """Every section's rows: its jobs (netviz), then its comparisons; and a note per section without jobs."""
+    rows, notes = [], []
+    for section in sections:
+        log(f"bench: {section}")
+        jobs = section_jobs(b, section, log)
+        if jobs is None:
+            notes.append(f"{section}: no jobs(ctx) yet, so netviz's side is not timed (comparisons only)")
+            log(f"  {notes[-1]}")
+        else:
+            rows.extend(job_rows(b, section, jobs, log))
+        for workload in WORKLOADS.get(section, lambda _: [])(b):
+            rows.extend(measure(workload, b.device, int(b.settings["repeats"]), float(b.settings["time_limit_s"]), log))
+    return rows, notes
+
+
+def _has_jobs(section: str) -> bool:
+    return hasattr(importlib.import_module(f"netviz.experiments.{section}"), "jobs")
+
+
+def _write(results: dict, root: Path) -> None:
+    """bench.json, bench.csv, bench.md and the figure, staged and swapped in."""
+    from netviz import plots
+
+    rows = results["rows"]
     results_final, figures_final = root / "results" / "bench", root / "figures" / "bench"
     with store.exclusive(root / "results", "netviz bench"):
         results_stage, figures_stage = store.staging_dir(results_final), store.staging_dir(figures_final)
@@ -868,9 +1105,3 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
             shutil.rmtree(results_stage, ignore_errors=True)
             shutil.rmtree(figures_stage, ignore_errors=True)
             raise
-    for s in results["summary"]:
-        log(f"bench: {s['experiment']}: netviz {s['netviz_s']:.2f} s"
-            + (f", loop {s['vs_loop']:.2f}x slower" if s["vs_loop"] else "")
-            + (f", {'/'.join(s['libraries'])} {s['vs_library']:.2f}x" if s["vs_library"] else ""))
-    log(f"bench: results/bench/{RESULTS}, bench.csv, bench.md, figures/bench/{FIGURE} ({env['wall_s']} s)")
-    return results

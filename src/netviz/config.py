@@ -80,7 +80,9 @@ CONSTRAINTS: dict[str, Range] = {
     "grade.rel_tol": AT_LEAST_0, "grade.spread_factor": AT_LEAST_0, "grade.ssim_floor": Range(-1, 1),
     "grade.chaotic_share": AT_LEAST_0,
     "bench.images": AT_LEAST_0, "bench.repeats": AT_LEAST_1, "bench.time_limit_s": POSITIVE,
-    "bench.max_steps": AT_LEAST_0, "bench.map_images": AT_LEAST_0, "bench.precision_steps": AT_LEAST_1,
+    "bench.max_steps": AT_LEAST_0, "bench.map_images": AT_LEAST_0, "bench.scaleout_images": AT_LEAST_1,
+    "bench.scaleout_shard_size": AT_LEAST_1, "bench.overhead_jobs": AT_LEAST_1, "bench.projection_images": AT_LEAST_1,
+    "bench.gpu_fp32_tflops": POSITIVE, "bench.gpu_share": Range(0, 1), "bench.precision_steps": AT_LEAST_1,
     "bench.memory_budgets_gb": POSITIVE, "bench.memory_images": AT_LEAST_1, "bench.memory_image_size": Range(32),
 }
 

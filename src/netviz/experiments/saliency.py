@@ -118,6 +118,12 @@ def compute(job: Job, model, batch: Batch) -> dict:
             "maps": vanilla_gradient(model, batch.pixels, labels, batch_size=job["batch_size"]).cpu().numpy()}
 
 
+def jobs(ctx: Context) -> list[Job]:
+    """The section's work: one gradient job per (model, shard of ``run.shard_size`` images)."""
+    return [Job.make("saliency", "gradient", name, shard, batch_size=ctx.batch_size_for(loaded.model), seed=ctx.seed)
+            for name, loaded in ctx.models().items() for shard in ctx.shards()]
+
+
 def run(ctx: Context) -> dict:
     images = ctx.images
     shown = min(int(ctx.section["num_shown"]), len(images))
@@ -131,9 +137,8 @@ def run(ctx: Context) -> dict:
     all_maps: dict[str, np.ndarray] = {}
     results["claims"] = {}
     loaded_models = ctx.models()
-    jobs = [Job.make("saliency", "gradient", name, shard, batch_size=ctx.batch_size_for(loaded.model), seed=ctx.seed)
-            for name, loaded in loaded_models.items() for shard in ctx.shards()]
-    done = dict(zip(jobs, ctx.jobs(jobs)))
+    work = jobs(ctx)
+    done = dict(zip(work, ctx.jobs(work)))
     for name, loaded in loaded_models.items():
         parts = [result for job, result in done.items() if job.model == name]
         probs = torch.from_numpy(np.concatenate([p["probs"] for p in parts]))

@@ -25,6 +25,10 @@ def _bench(bench: dict) -> None:
         s["short_of_target"] = None if share is None else 1.0 - share  # share of the goal still missing
     for p in bench.get("precision", []):
         p["bf16_over_fp32"] = ratio(p.get("bf16_s"), p.get("fp32_s"))
+    projection = (bench.get("scaleout") or {}).get("projection")
+    if projection:  # the projected GPU time per image in ms, as the text quotes it
+        seconds = projection.get("projected_gpu_s_per_image")
+        projection["projected_gpu_ms_per_image"] = None if seconds is None else 1000 * float(seconds)
 
 
 def _with_tv(value: Any, tv_reference: Any) -> None:
