@@ -4,7 +4,8 @@
 # Nothing is decided by file times: `netviz run` and `netviz report` skip what is unchanged by content hashes,
 # so `make` with nothing changed takes seconds. `make grade` compares this build with EXPECTED (exit 1 on failure);
 # `make expected` regenerates the shipped expected set (default configuration, on CPU, tolerances measured).
-# `make bench` times the experiments (batched vs per-image loop vs libraries) for the report's speed appendix.
+# `make bench` times each section's own jobs (GFLOP/s as a share of the measured fp32 matmul rate; the per-image loop and
+# the libraries as comparisons) and the scale-out on Ray, for the report's speed appendix.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -60,8 +61,9 @@ expected: $(INSTALLED)
 	$(BIN)/python -m netviz run --device cpu
 	$(BIN)/python -m netviz expected --out expected/default --variants $(VARIANTS)
 
-# Time each experiment's work (batched vs per-image loop vs Captum/torchattacks), about 6 minutes on 2 CPU cores; writes
-# results/bench/ and figures/bench/, which the next `make report` shows as an appendix. Not part of `make`.
+# Time each section's jobs (as `netviz run` runs them) against the per-image loop and Captum/torchattacks, and the
+# scale-out part (per-job overhead on a local Ray instance; throughput local vs Ray with 1 and 2 workers on 100 images);
+# writes results/bench/ and figures/bench/, which the next `make report` shows as an appendix. Not part of `make`.
 bench: $(INSTALLED)
 	$(BIN)/python -m netviz bench $(RUN_ARGS)
 

@@ -27,7 +27,7 @@ import torch
 from netviz import grading
 from netviz.config import load_config
 from netviz.experiments.runner import run_experiments
-from netviz.variation import VARIANTS, build_variants, record, variant_config
+from netviz.variation import VARIANTS, build_variants, record
 
 SECTIONS = ["saliency", "adversarial", "classviz"]
 SMALL = [
@@ -277,4 +277,4 @@ def test_mistake_fails_its_question(small, mistake, monkeypatch, tmp_path):
     # the grade names the question and the failing items, and nothing outside the re-run section fails
     table = grading.format_table(result)
     assert any(question in c.questions for c in result.failures())
-    assert f"FAIL" in table and all(c.section == section for c in result.failures())
+    assert "FAIL" in table and all(c.section == section for c in result.failures())
