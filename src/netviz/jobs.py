@@ -108,6 +108,14 @@ class Batch:
     device: torch.device
 
 
+def dispatch(job: Job, handlers: Mapping[str, Any], model, batch: Batch) -> dict:
+    """Run ``job`` with the handler of its kind (a section's ``compute`` when it has several kinds of job)."""
+    handler = handlers.get(job.kind)
+    if handler is None:
+        raise ValueError(f"{job.section} has no job kind '{job.kind}'; known: {', '.join(handlers)}")
+    return handler(job, model, batch)
+
+
 def shards(count: int, size: int) -> list[tuple[int, ...]]:
     """Positions 0..count-1 in consecutive shards of at most ``size`` (0 = one shard of everything)."""
     size = count if size <= 0 else size

@@ -22,7 +22,7 @@ from netviz import metrics, plots
 from netviz.data import class_index, imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
-from netviz.jobs import Batch, Job, shards
+from netviz.jobs import Batch, Job, dispatch, shards
 from netviz.methods.classviz import Visualization, class_visualization
 from netviz.methods.common import PRECISIONS, autocast
 
@@ -181,11 +181,7 @@ def judge(job: Job, model, batch: Batch) -> dict:
 
 def compute(job: Job, model, batch: Batch) -> dict:
     """One job: "optimise" (:func:`optimise`) or "score" (:func:`judge`)."""
-    if job.kind == "optimise":
-        return optimise(job, model, batch)
-    if job.kind == "score":
-        return judge(job, model, batch)
-    raise ValueError(f"classviz has no job kind '{job.kind}'")
+    return dispatch(job, {"optimise": optimise, "score": judge}, model, batch)
 
 
 def jobs(ctx: Context) -> list[Job]:

@@ -23,7 +23,7 @@ from netviz import metrics, plots, tables
 from netviz.data import imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
-from netviz.jobs import Batch, Job
+from netviz.jobs import Batch, Job, dispatch
 from netviz.methods.attribution import channel_max_abs, image_seeds, standard_methods
 from netviz.methods.baselines import SUBSTRATES, substrate
 from netviz.methods.common import fast_layout, gather_scores
@@ -231,11 +231,7 @@ def compute_randomization_job(job: Job, model, batch: Batch) -> dict:
 
 def compute(job: Job, model, batch: Batch) -> dict:
     """Run one job of this section (kind "maps" or "randomization")."""
-    if job.kind == "maps":
-        return compute_maps_job(job, model, batch)
-    if job.kind == "randomization":
-        return compute_randomization_job(job, model, batch)
-    raise NetvizError(f"saliency_methods has no job kind {job.kind!r}; known: maps, randomization")
+    return dispatch(job, {"maps": compute_maps_job, "randomization": compute_randomization_job}, model, batch)
 
 
 # --- the jobs of a run ------------------------------------------------------------------------------------------
