@@ -42,6 +42,7 @@ def bench_root(tmp_path_factory):
         "run.device=cpu", "bench.repeats=2", "bench.max_steps=2", "bench.time_limit_s=5.0",
         'bench.memory_model="squeezenet1_1"', "bench.memory_images=2", "bench.memory_image_size=32",
         "bench.memory_budgets_gb=[2.0]", "classviz.own_class_image=1", "classviz.num_iterations=3",
+        "adversarial.fooling_images=[0, 1]",
         "saliency_methods.smoothgrad_samples=2", "saliency_methods.ig_steps=2", "saliency_methods.ig_blur_sigma=2.0",
         "saliency_methods.substrate_blur_sigma=2.0",
         'bench.scaleout_section="saliency"', "bench.scaleout_shard_size=2", "bench.overhead_jobs=4",

@@ -8,7 +8,7 @@ how long a large run would take.
 - **Throughput**: the jobs of ``bench.scaleout_section`` (default ``saliency_methods``; a section without
   ``jobs(ctx)`` yet falls back to ``saliency``, with a note) on a folder of ``bench.scaleout_images`` images in
   ImageNet's validation layout (the course's images with deterministic flips and crops, see
-  :func:`netviz.annotations.write_imagenet_folder`), on the section's first model, in shards of
+  :func:`netviz.imagenet_folder.write_imagenet_folder`), on the section's first model, in shards of
   ``bench.scaleout_shard_size``: the local executor, then Ray with 1 and with 2 workers. Every executor runs torch
   on ONE thread per job (``run.threads = 1``, ``run.cpus_per_job = 1``), local included, so that one worker is one
   core everywhere. Each run's images/s is given over its whole wall time (actors' start included) and once every
@@ -49,7 +49,7 @@ SCALES = (1, 2, 4, 8, 16)  # workers / GPUs in the projection table
 def imagenet_folder_images(config: dict, count: int, folder: Path) -> ImageSet:
     """About ``count`` images (a multiple of the course's 25, at least ``count``) written to ``folder`` in
     ImageNet's validation layout and read back as a run would read them (``run.images = folder``)."""
-    from netviz.annotations import write_imagenet_folder
+    from netviz.imagenet_folder import write_imagenet_folder
     from netviz.data import load_course_images, load_images
 
     course = load_course_images(config["run"].get("data_dir", ""))
