@@ -6,6 +6,8 @@ import csv
 import io
 import shutil
 
+import statistics
+
 import pytest
 import torch
 
@@ -131,7 +133,9 @@ def test_scaleout_on_ray(bench_root):
     _, results, _ = bench_root
     scale = results["scaleout"]
     o, t, p = scale["overhead"], scale["throughput"], scale["projection"]
-    assert o["jobs"] == 4 and o["overhead_per_job_ms"] == pytest.approx(o["ray_per_job_ms"] - o["local_per_job_ms"], rel=0.01, abs=0.01)
+    assert o["jobs"] == 4 and len(o["overheads_ms"]) == 3  # the first job's round trip holds the actor's start
+    assert o["overhead_per_job_ms"] == pytest.approx(statistics.median(o["overheads_ms"]), rel=0.01, abs=0.01)
+    assert 0 < o["ray_compute_ms"] < o["ray_per_job_ms"] and o["ray_start_s"] > o["ray_per_job_ms"] / 1000
     assert t["section"] == "saliency" and t["note"] == "" and t["images"] == 6 and t["jobs"] == 3  # 1 model, shards of 2
     assert [(r["executor"], r["workers"]) for r in t["runs"]] == [("local", 1), ("ray", 1), ("ray", 2)]
     for r in t["runs"]:

@@ -962,7 +962,8 @@ def scaleout_markdown(scale: dict) -> list[str]:
     o, t, p = scale["overhead"], scale["throughput"], scale["projection"]
     lines = ["", "## Scaling out (one CPU thread per job)", "",
              f"Per-job overhead of Ray: {_cell(o['overhead_per_job_ms'])} ms ({o['jobs']} jobs of {o['work']} on "
-             f"{o['model']}: local {_cell(o['local_per_job_ms'])} ms, Ray {_cell(o['ray_per_job_ms'])} ms per job; "
+             f"{o['model']}, one at a time: round trip {_cell(o['ray_per_job_ms'])} ms, computation in the actor "
+             f"{_cell(o['ray_compute_ms'])} ms, in this process {_cell(o['local_per_job_ms'])} ms; "
              f"actor start {_cell(o['ray_start_s'])} s, not counted).", "",
              f"Throughput of {t['section']} ({', '.join(t['kinds'])}; {t['jobs']} jobs of ≤ {t['shard_size']} images) "
              f"on {t['images']} images, {t['model']}:" + (f" {t['note']}." if t["note"] else ""), "",

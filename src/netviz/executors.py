@@ -90,6 +90,14 @@ class _JobActor:
     def run(self, position: int, job: Job, pixels, labels) -> tuple[int, dict]:
         return position, compute(job, self.model, to_batch(job, pixels, labels, self.device))
 
+    def run_timed(self, position: int, job: Job, pixels, labels) -> tuple[int, dict, float]:
+        """:meth:`run`, and the seconds the job took in this process (for the bench's per-job overhead)."""
+        import time
+
+        started = time.perf_counter()
+        position, result = self.run(position, job, pixels, labels)
+        return position, result, time.perf_counter() - started
+
     def pid(self) -> int:
         import os
 

@@ -2,9 +2,11 @@
 how long a large run would take.
 
 - **Per-job overhead**: ``bench.overhead_jobs`` tiny jobs (the saliency gradient of one image) run in this
-  process and through :class:`~netviz.executors.RayExecutor` on one actor. Ray's time per job is taken between
-  its first and its last result, so the actor's start and the model's transfer are left out (they are reported
-  apart as ``ray_start_s``); overhead per job = Ray's time per job − the local time per job.
+  process and, one at a time, on one actor of :class:`~netviz.executors.RayExecutor`. Overhead per job = a job's
+  round trip to the warm actor − its computation inside the actor (median over the jobs after the first, whose
+  round trip holds the actor's start and the model's transfer: ``ray_start_s``). Measured so, and not as a
+  difference of the two executors' times per job, because those differ by more than the overhead (a separate
+  process; jobs in flight overlap the driver's work).
 - **Throughput**: the jobs of ``bench.scaleout_section`` (default ``saliency_methods``; a section without
   ``jobs(ctx)`` yet falls back to ``saliency``, with a note) on a folder of ``bench.scaleout_images`` images in
   ImageNet's validation layout (the course's images with deterministic flips and crops, see
@@ -39,7 +41,7 @@ import torch
 
 from netviz.bench import _sig
 from netviz.data import ImageSet
-from netviz.executors import LocalExecutor, RayExecutor
+from netviz.executors import LocalExecutor, RayExecutor, host_batch, runtime_env
 from netviz.jobs import Job
 
 FALLBACK_SECTION = "saliency"  # converted first; used when the configured section has no jobs(ctx) yet
@@ -71,7 +73,8 @@ def _ensure_ray(config: dict, cpus: int) -> bool:
 
     if ray.is_initialized() or config["run"].get("ray_address"):
         return False
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             runtime_env=runtime_env())
     return True
 
 
@@ -101,19 +104,37 @@ def steady_rate(run: dict, workers: int) -> float | None:
 
 
 def job_overhead(config: dict, loaded: Callable, model: str, images, count: int, seed: int) -> dict:
-    """Per-job overhead of Ray over the local executor on ``count`` one-image gradient jobs (see the module doc)."""
+    """Per-job overhead of Ray on ``count`` one-image gradient jobs sent one at a time to one warm actor: per job,
+    the round trip the driver sees minus the time the job's computation took inside the actor (what remains is
+    sending the job and its images, scheduling, and returning the result); the median over the jobs after the
+    first, whose round trip includes the actor's start (``ray_start_s``). The same jobs' time in this process is
+    given beside (``local_per_job_ms``)."""
+    import ray
+
     jobs = [Job.make("saliency", "gradient", model, (i % len(images),), batch_size=1, seed=seed)
             for i in range(count)]
     local = timed_run(LocalExecutor(loaded, torch.device("cpu")), jobs, images)
     gaps = [b - a for a, b in zip([0.0, *local["arrivals_s"]], local["arrivals_s"])][1:]  # the first is a warm-up
-    ray_run = timed_run(RayExecutor(_one_thread(config)["run"], loaded), jobs, images)
-    arrivals = ray_run["arrivals_s"]
-    ray_per_job = (arrivals[-1] - arrivals[0]) / max(1, len(arrivals) - 1)
-    local_per_job = statistics.mean(gaps) if gaps else local["wall_s"]
+    executor = RayExecutor(_one_thread(config)["run"], loaded)
+    actor = executor._actors(model, 1)[0]
+    trips, inside = [], []
+    try:
+        for position, job in enumerate(jobs):
+            pixels, labels = host_batch(job, images)
+            started = time.perf_counter()
+            _, _, seconds = ray.get(actor.run_timed.remote(position, job, pixels, labels))
+            trips.append(time.perf_counter() - started)
+            inside.append(seconds)
+    finally:
+        ray.kill(actor)
+    extra = [t - s for t, s in zip(trips[1:], inside[1:])]
     return {"jobs": count, "work": "saliency gradient of 1 image", "model": model,
-            "local_per_job_ms": _sig(1000 * local_per_job), "ray_per_job_ms": _sig(1000 * ray_per_job),
-            "overhead_per_job_ms": _sig(1000 * (ray_per_job - local_per_job)),
-            "ray_start_s": _sig(ray_run["first_s"], 3)}
+            "local_per_job_ms": _sig(1000 * (statistics.median(gaps) if gaps else local["wall_s"])),
+            "ray_per_job_ms": _sig(1000 * statistics.median(trips[1:])) if extra else None,
+            "ray_compute_ms": _sig(1000 * statistics.median(inside[1:])) if extra else None,
+            "overhead_per_job_ms": _sig(1000 * statistics.median(extra)) if extra else None,
+            "overheads_ms": [_sig(1000 * e) for e in extra],
+            "ray_start_s": _sig(trips[0], 3)}
 
 
 def _section_jobs(config: dict, section: str, images, loaded: Callable, log) -> tuple[str, list[Job], str, dict]:
