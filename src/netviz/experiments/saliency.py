@@ -133,6 +133,7 @@ def run(ctx: Context) -> dict:
         "images": [{"id": i, "label": int(label), "name": name, "title": image_title(k, i, name)}
                    for k, (i, name, label) in enumerate(zip(images.ids, images.names, images.labels))],
         "tolerance_px": tolerance, "num_shown": shown, "models": {},
+        "shard_size": int(ctx.config["run"].get("shard_size", 0)) or len(images),
     }
     all_maps: dict[str, np.ndarray] = {}
     results["claims"] = {}
@@ -169,6 +170,7 @@ def run(ctx: Context) -> dict:
             "mean_top1pct_mass": round(float(np.nanmean([r["top1pct_mass"] for r in rows])), 4),
             "per_image": rows,
             "drawn": drawn,
+            "jobs": len(parts),
             "figures": {"first": first, "all": every},
         }
         results["models"][name] = summary
