@@ -27,12 +27,9 @@ TIMING_KEYS = ("seconds", "wall_time_s", "timings_s", "wall_s")
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray instance with 2 CPUs for this module (as `netviz run --executor ray` starts one)."""
-    from netviz.executors import runtime_env
+    from netviz.executors import start_ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-                 runtime_env=runtime_env())
+    started = start_ray(num_cpus=2)
     yield ray
     if started:
         ray.shutdown()

@@ -118,6 +118,27 @@ def runtime_env(address: str = "") -> dict:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
+def start_ray(address: str = "", num_cpus: int | None = None) -> bool:
+    """Connect this process to Ray unless it already is: a new local instance (``address`` empty; ``num_cpus``
+    CPUs, default all) or the cluster at ``address``. True when this call started or joined it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    options: dict = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False,
+                     "runtime_env": runtime_env(address)}
+    if address:
+        options["address"] = address
+    elif num_cpus:
+        options["num_cpus"] = num_cpus
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise NetvizError(f"cannot reach the Ray cluster at run.ray_address = {address!r} ({err}); start it "
+                          "(ray start --head) or leave ray_address empty for a local instance") from None
+    return True
+
+
 class RayExecutor:
     """Runs jobs on Ray: a local instance (``run.ray_address = ""``) or a cluster (``"auto"``, ``"ray://host:10001"``)."""
 
@@ -130,17 +151,7 @@ class RayExecutor:
             raise NetvizError("run.executor = \"ray\" needs Ray: pip install 'netviz[ray]' (or pip install ray), "
                               "or use the local executor") from None
         self.ray = ray
-        address = run_config.get("ray_address", "")
-        if not ray.is_initialized():
-            options: dict = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False,
-                             "runtime_env": runtime_env(address)}
-            if address:
-                options["address"] = address
-            try:
-                ray.init(**options)
-            except (ConnectionError, RuntimeError, ValueError) as err:
-                raise NetvizError(f"cannot reach the Ray cluster at run.ray_address = {address!r} ({err}); start it "
-                                  "(ray start --head) or leave ray_address empty for a local instance") from None
+        start_ray(run_config.get("ray_address", ""))
         self.models = models
         self.cpus = float(run_config.get("cpus_per_job", 1.0))
         self.gpus = float(run_config.get("gpus_per_job", 0.0))

@@ -41,7 +41,7 @@ import torch
 
 from netviz.bench import _sig
 from netviz.data import ImageSet
-from netviz.executors import LocalExecutor, RayExecutor, host_batch, runtime_env
+from netviz.executors import LocalExecutor, RayExecutor, host_batch, start_ray
 from netviz.jobs import Job
 
 FALLBACK_SECTION = "saliency"  # converted first; used when the configured section has no jobs(ctx) yet
@@ -69,13 +69,9 @@ def _one_thread(config: dict, workers: int = 1) -> dict:
 
 def _ensure_ray(config: dict, cpus: int) -> bool:
     """Start a local Ray instance with ``cpus`` CPUs unless Ray runs or a cluster is configured; True if started."""
-    import ray
-
-    if ray.is_initialized() or config["run"].get("ray_address"):
+    if config["run"].get("ray_address"):
         return False
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             runtime_env=runtime_env())
-    return True
+    return start_ray(num_cpus=cpus)
 
 
 def timed_run(executor, jobs: list[Job], images) -> dict:

@@ -217,6 +217,8 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
                 executor = make_executor(config, _executor_models(config, device, models), device)
             with deterministic(), cpu_threads(int(config["run"].get("threads", 0))):
                 _run_one(section, config, device, images.get(), models, parts, root, log, executor)
+        if executor is not None:
+            executor.close()  # lets go of the models it sent to Ray
         record = _provenance(config, root, data, models, device, DETERMINISM, log)
         path = results_root / "provenance.json"
         try:
