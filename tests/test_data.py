@@ -180,3 +180,14 @@ def test_damaged_pixels_are_found_when_decoded(tmp_path):
     with pytest.raises(NetvizError, match="a.png cannot be read as an image") as caught:
         images.pixels([0])
     assert "\n" not in str(caught.value)
+
+
+def test_folder_shape_is_known_without_decoding(tmp_path, course_images, monkeypatch):
+    """A lazy folder tells its images' shape (what batch sizes are planned from) without decoding any."""
+    from netviz import data
+    from netviz.imagenet_folder import write_imagenet_folder
+
+    folder = write_imagenet_folder(course_images, tmp_path / "val", copies=1)
+    images = data.load_image_folder(folder)
+    monkeypatch.setattr(type(images), "_decode", lambda self, i: pytest.fail("decoded an image"))
+    assert images.image_shape == tuple(course_images.image_shape) == (3, 224, 224)

@@ -62,6 +62,11 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """C×H×W of every image of the set."""
+        return tuple(self.images.shape[1:])
+
     def pixels(self, indices) -> torch.Tensor:
         """The images at ``indices`` (positions in the set), K×3×224×224 float32 in [0, 1]."""
         return self.images[list(indices)]
@@ -327,6 +332,11 @@ class FolderImageSet(ImageSet):
         if self._decoded is None:
             self._decoded = self.pixels(range(len(self)))
         return self._decoded
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """C×H×W of every image (each is resized and cropped to it), known without decoding any."""
+        return (3, IMAGE_SIZE, IMAGE_SIZE)
 
     @property
     def sha256(self) -> str:

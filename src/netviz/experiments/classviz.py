@@ -133,7 +133,7 @@ def optimise_jobs(ctx: Context, name: str, model, plan: dict, cfg: dict) -> list
     settings = dict(num_iterations=s["num_iterations"], blur_every=s["blur_every"], blur_sigma=s["blur_sigma"],
                     max_jitter=s["max_jitter"], snapshots=cfg["snapshots"], seed=ctx.seed,
                     batch_size=ctx.batch_size_for(model),  # images per pass for this model (automatic by default)
-                    precision=s.get("precision", "fp32"), image_shape=list(ctx.images.images.shape[1:]))
+                    precision=s.get("precision", "fp32"), image_shape=list(ctx.images.image_shape))
     jobs = []
     for chunk in shards(len(rows), cfg["chunk_size"]):
         part = [rows[r] for r in chunk]

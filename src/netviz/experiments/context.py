@@ -83,7 +83,7 @@ class Context:
         """Images per pass for ``model`` on images of ``image_shape`` (C×H×W, default the run's): the configured
         ``batch_size``, or when it is 0 the most that fit :attr:`memory_budget` (see
         :mod:`netviz.methods.chunking`; the same number on every run with the same config, model and device)."""
-        shape = tuple(image_shape or self.images.images.shape[1:])
+        shape = tuple(image_shape or self.images.image_shape)
         return resolve_batch_size(self.configured_batch_size, model, shape, self.memory_budget, device=self.device)
 
     def autocast(self) -> ContextManager:
