@@ -171,12 +171,12 @@ def _saliency_train_mode(monkeypatch):
 
 def _saliency_no_normalisation(monkeypatch):
     from netviz.methods import saliency
-    from netviz.methods.common import fast_layout, gather_scores
+    from netviz.methods.common import gather_scores
 
     def unnormalised(model, images, targets):
         x = images.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(gather_scores(model.net(fast_layout(x)), targets).sum(), x)
+        with torch.enable_grad():  # the pixels go to the network as if they were normalized input
+            (grad,) = torch.autograd.grad(gather_scores(model.forward_normalized(x), targets).sum(), x)
         return grad
 
     monkeypatch.setattr(saliency, "_input_gradient", unnormalised)

@@ -141,3 +141,30 @@ def test_batchnorm_folding_in_torchvision_sequential_blocks():
     plain, folded = _unfolded_and_folded("mobilenet_v3_small", net)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) == 0
     _assert_same_function(plain, folded, torch.rand(2, 3, 64, 64), torch.tensor([3, 7]))
+
+
+def test_predict_is_the_batched_softmax_of_forward_on_the_models_device():
+    model = models.random_model("squeezenet1_1")
+    x = torch.rand(5, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        logits = model(x)
+    probs = model.predict(x, batch_size=2)  # chunks of 2, 2 and 1 rows
+    assert probs.shape == (5, 1000) and probs.device == model.device and not probs.requires_grad
+    torch.testing.assert_close(probs, logits.softmax(1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.predict(x, logits=True), logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(probs.sum(1), torch.ones(5))
+
+
+def test_the_classifier_owns_the_input_layout():
+    model = models.random_model("squeezenet1_1")
+    seen = []
+    model.net.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # contiguous NCHW from the caller
+    channels_last = model(x)
+    assert seen[-1].is_contiguous(memory_format=torch.channels_last) and not seen[-1].is_contiguous()
+    model.use_channels_last(False)
+    nchw = model(x.contiguous(memory_format=torch.channels_last))
+    assert seen[-1].is_contiguous()
+    model.forward_normalized(model.normalize(x))  # the normalized-space entry point (class visualization) too
+    assert seen[-1].is_contiguous()
+    torch.testing.assert_close(nchw, channels_last, rtol=0, atol=1e-4)

@@ -55,12 +55,12 @@ def test_squeezenet_matches_captum_and_top1(squeezenet, course_images):
 
     images, labels = course_images.images, course_images.labels
     ours = vanilla_gradient(squeezenet, images, labels, batch_size=10)
-    # Captum gets the same channels-last input as netviz, in the same chunks of 10, so both run the same
-    # convolution kernels on the same batch shapes: with another memory order or batch size the kernels round
-    # differently (how depends on the CPU and thread count), and ties in max-pooling over flat image regions then
-    # route the gradient to another pixel (seen with one thread on AMD EPYC: 0.5% of pixels off by up to 2e-3).
-    channels_last = images.clone().contiguous(memory_format=torch.channels_last)
-    theirs = torch.cat([Saliency(squeezenet).attribute(channels_last[i:i + 10], target=labels[i:i + 10], abs=True)
+    # Captum calls the same Classifier, which lays every input out channels-last for its network, in the same chunks
+    # of 10, so both run the same convolution kernels on the same batch shapes: with another memory order or batch
+    # size the kernels round differently (how depends on the CPU and thread count), and ties in max-pooling over
+    # flat image regions then route the gradient to another pixel (seen with one thread on AMD EPYC: 0.5% of
+    # pixels off by up to 2e-3).
+    theirs = torch.cat([Saliency(squeezenet).attribute(images[i:i + 10], target=labels[i:i + 10], abs=True)
                         for i in range(0, len(images), 10)]).amax(dim=1)
     assert ours.shape == (25, 224, 224)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)

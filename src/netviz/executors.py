@@ -85,7 +85,7 @@ class _JobActor:
         # the reference arrives wrapped in a list, so Ray passes it as is and the actor fetches the model itself
         # (the driver holds the reference for the whole run: a restarted actor fetches it again)
         loaded = ray.get(model_ref[0])
-        self.model = loaded.model.to(self.device) if loaded is not None else None
+        self.model = loaded.model.to_device(self.device) if loaded is not None else None
 
     def run(self, position: int, job: Job, pixels, labels) -> tuple[int, dict]:
         return position, compute(job, self.model, to_batch(job, pixels, labels, self.device))

@@ -23,7 +23,9 @@ from torch import nn
 
 from netviz import assets
 from netviz.data import data_dir_label, user_data_dir
+from netviz.batchnorm import fold_batchnorm
 from netviz.errors import NetvizError
+from netviz.methods.common import chunked
 from netviz.store import display_path, hash_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,10 +39,18 @@ _LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
 
 
 class Classifier(nn.Module):
-    """A classifier that takes pixel-space images.
+    """A classifier that takes pixel-space images, and the one owner of how its inputs are laid out and placed.
 
-    forward(x): x N×3×H×W float in [0, 1] -> N×num_classes logits (pre-softmax).
-    ``normalize`` / ``denormalize`` map between pixel space and the network's own input space.
+    forward(x): x N×3×H×W float32 in [0, 1] -> N×num_classes logits (pre-softmax), with gradients to ``x``.
+    predict(x, batch_size): the same images -> N×num_classes softmax probabilities (or logits), batched, without
+    autograd: the forward pass every section uses to read a model's verdict.
+    ``normalize`` / ``denormalize`` map between pixel space and the network's input space; ``forward_normalized``
+    runs the network on input already in that space (class visualization optimises there).
+    Memory layout: inputs go to the network channels-last (NHWC) by default, the order convolutions run fastest on
+    (oneDNN on CPU: 1.3-1.8x for SqueezeNet and EfficientNet-Lite0 here; cuDNN's tensor-core kernels on GPU).
+    Values are the same; convolution results may differ in the last bits (another summation order).
+    :meth:`use_channels_last` (False) feeds contiguous NCHW instead (``run.channels_last = false``).
+    Device and dtype: those of the parameters (float32); :meth:`to_device` moves the model.
     ``folded_batchnorms``: how many batch norms :func:`wrap` folded into their convolutions (0: none, or not asked).
     """
 
@@ -51,8 +61,31 @@ class Classifier(nn.Module):
         self.name = name
         self.net = net
         self.target_layer = target_layer
+        self.memory_format = torch.channels_last
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mean.dtype
+
+    def use_channels_last(self, enabled: bool = True) -> "Classifier":
+        """Feed the network channels-last (True, the default) or contiguous NCHW (False) inputs; returns self."""
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        return self
+
+    def to_device(self, device: torch.device | str) -> "Classifier":
+        """This model on ``device``; on CUDA its convolution weights also go channels-last, matching its inputs
+        (cuDNN's fastest kernels). CPU weights keep their layout (oneDNN reorders them itself), so CPU results do
+        not change with the move."""
+        model = self.to(device)
+        if torch.device(device).type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel space [0, 1] -> the network's input space."""
@@ -62,8 +95,23 @@ class Classifier(nn.Module):
         """The network's input space -> pixel space."""
         return z * self.std + self.mean
 
+    def forward_normalized(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of input ``z`` N×3×H×W already in the network's input space, in this model's memory layout."""
+        return self.net(z.contiguous(memory_format=self.memory_format) if z.dim() == 4 else z)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalize(x))
+        return self.forward_normalized(self.normalize(x))
+
+    def predict(self, images: torch.Tensor, batch_size: int | None = None, logits: bool = False) -> torch.Tensor:
+        """Softmax probabilities (``logits=True``: logits) N×num_classes of pixel-space images N×3×H×W in [0, 1],
+        without autograd, in chunks of ``batch_size`` rows (None: one chunk) moved to this model's device.
+        Returns float32 on this model's device."""
+        def scores(x: torch.Tensor) -> torch.Tensor:
+            out = self(x.to(self.device))
+            return out if logits else out.softmax(1)
+
+        with torch.inference_mode():
+            return chunked(scores, batch_size, images)
 
     def layer(self, name: str | None = None) -> nn.Module:
         """A submodule of the wrapped network by dotted name (default: the Grad-CAM target layer)."""
@@ -248,53 +296,6 @@ def _default_target_layer(name: str, net: nn.Module) -> str:
     return convs[-1] if convs else ""
 
 
-# Convolution -> batch-norm pairs inside timm's EfficientNet modules (by class name, so timm is not imported for
-# torchvision models): child names of the convolution and of the batch norm that takes its output.
-_TIMM_CONV_BN = {
-    "EfficientNet": (("conv_stem", "bn1"), ("conv_head", "bn2")),
-    "DepthwiseSeparableConv": (("conv_dw", "bn1"), ("conv_pw", "bn2")),
-    "InvertedResidual": (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
-}
-
-
-def _conv_bn_pairs(net: nn.Module) -> list[tuple[nn.Module, str, str]]:
-    """(parent, conv child name, batch-norm child name) for each batch norm that directly follows a convolution:
-    consecutive children of an ``nn.Sequential`` (where order is data flow: torchvision's Conv2dNormActivation,
-    VGG-BN, ...) and the known pairs of timm's EfficientNet blocks. Other layouts are left alone."""
-    pairs = []
-    for parent in net.modules():
-        if isinstance(parent, nn.Sequential):
-            children = list(parent.named_children())
-            pairs += [(parent, a, b) for (a, conv), (b, bn) in zip(children, children[1:])
-                      if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)]
-        elif type(parent).__module__.startswith("timm."):
-            pairs += [(parent, a, b) for a, b in _TIMM_CONV_BN.get(type(parent).__name__, ())
-                      if isinstance(getattr(parent, a, None), nn.Conv2d)
-                      and isinstance(getattr(parent, b, None), nn.BatchNorm2d)]
-    return pairs
-
-
-def fold_batchnorm(net: nn.Module) -> int:
-    """Fold each eval-mode batch norm into the convolution before it (in place); returns how many were folded.
-
-    In eval mode a batch norm is a fixed per-channel affine map, so ``bn(conv(x))`` equals one convolution with
-    rescaled weights and a bias (torch's ``fuse_conv_bn_weights``): the same function, with logits and input
-    gradients equal up to float rounding, and one memory-bound pass fewer in every forward and backward
-    (EfficientNet-Lite0 on 2 CPU cores: ~1.8x faster gradients). The batch norm's place keeps what came after the
-    normalisation (timm's ``BatchNormAct2d`` applies its activation there), so layer names such as Grad-CAM's
-    ``bn2`` still give the same activations. Only inference models are folded: :func:`wrap` freezes them."""
-    from torch.nn.utils.fusion import fuse_conv_bn_weights
-
-    pairs = _conv_bn_pairs(net)
-    for parent, conv_name, bn_name in pairs:
-        conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
-        conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
-                                                      bn.eps, bn.weight, bn.bias)
-        after = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if isinstance(m, nn.Module)]
-        setattr(parent, bn_name, nn.Sequential(*after) if after else nn.Identity())
-    return len(pairs)
-
-
 def wrap(name: str, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD, fold: bool = True) -> Classifier:
     """Wrap a network as a frozen, eval-mode :class:`Classifier` (used for pretrained and random weights).
     ``fold``: fold batch norms into their convolutions (:func:`fold_batchnorm`; the same function, faster)."""
@@ -329,7 +330,7 @@ def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str 
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
         raise NetvizError(f"weights file {path} does not fit {name} ({first}); use the file made for {name}") from None
-    return LoadedModel(on_device(wrap(name, net, mean, std, fold=fold), device), str(path), hash_file(path),
+    return LoadedModel(wrap(name, net, mean, std, fold=fold).to_device(device), str(path), hash_file(path),
                        weights.source)
 
 
@@ -337,17 +338,7 @@ def random_model(name: str, seed: int = 0, device: torch.device | str = "cpu") -
     """Model ``name`` with seeded random weights (tests, benchmarks, and VGG16 where its weights can't be had)."""
     torch.manual_seed(seed)
     net, mean, std = build_network(name)
-    return on_device(wrap(name, net, mean, std), device)
-
-
-def on_device(model: Classifier, device: torch.device | str) -> Classifier:
-    """``model`` moved to ``device``; on CUDA its convolution weights also go channels-last (NHWC), the layout
-    of cuDNN's fastest kernels, matching the channels-last inputs the methods pass. CPU models keep their layout
-    (oneDNN reorders weights itself), so CPU results do not change."""
-    model = model.to(device)
-    if torch.device(device).type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return wrap(name, net, mean, std).to_device(device)
 
 
 def resolve_device(requested: str = "auto") -> torch.device:

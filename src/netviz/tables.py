@@ -2,8 +2,10 @@
 
 A section writes one row per image (and per model / method) with :func:`write_table` beside its
 ``metrics.json``: Parquet when pyarrow is importable (typed columns, lists kept as lists), else CSV (lists and
-other objects written as their text). Aggregates: :func:`rate_interval` for a share of successes (Wilson,
-the same as :func:`netviz.claims.wilson`) and :func:`mean_interval` for a mean (Student's t interval).
+other objects written as their text). Aggregates, all leaving out None and NaN (images a measure does not apply
+to): :func:`mean`, :func:`rate` and :func:`stderr` for the numbers the text quotes, :func:`rate_interval` for a
+share of successes (Wilson, the same as :func:`netviz.claims.wilson`) and :func:`mean_interval` for a mean
+(Student's t interval).
 """
 
 from __future__ import annotations
@@ -52,8 +54,27 @@ def read_table(path: Path | str) -> pd.DataFrame:
 
 
 def _kept(values) -> np.ndarray:
-    """``values`` as floats without None and NaN (images a measure does not apply to)."""
+    """``values`` as floats without None and NaN: the one rule of every aggregate here. A None or NaN marks an
+    image a measure does not apply to (no boxes, a constant map), so it is left out of both the sum and the count."""
     return np.array([float(v) for v in values if v is not None and not np.isnan(float(v))], dtype=np.float64)
+
+
+def mean(values, digits: int = 4) -> float | None:
+    """Mean of ``values`` (None and NaN left out), rounded to ``digits``; None when nothing is left."""
+    kept = _kept(values)
+    return round(float(kept.mean()), digits) if kept.size else None
+
+
+def rate(flags, digits: int = 4) -> float | None:
+    """Share of true values among ``flags`` (None left out), rounded to ``digits``; None when nothing is left."""
+    return mean((None if f is None else bool(f) for f in flags), digits)
+
+
+def stderr(values, digits: int = 4) -> float | None:
+    """Standard error of the mean of ``values`` (None and NaN left out; sample standard deviation / √n), rounded
+    to ``digits``; None for fewer than two values."""
+    kept = _kept(values)
+    return round(float(np.std(kept, ddof=1) / np.sqrt(kept.size)), digits) if kept.size > 1 else None
 
 
 def rate_interval(flags) -> dict:
@@ -69,12 +90,12 @@ def mean_interval(values, digits: int = 4) -> dict:
     a 95 % Student's t interval of the mean (None for fewer than 2 values; a point when all values are equal)."""
     kept = _kept(values)
     n = int(kept.size)
-    mean = round(float(kept.mean()), digits) if n else None
+    average = mean(kept, digits)
     if n < 2:
         ci = None
     elif np.ptp(kept) == 0:
-        ci = [mean, mean]
+        ci = [average, average]
     else:
         lo, hi = stats.t.interval(1 - ALPHA, n - 1, loc=kept.mean(), scale=stats.sem(kept))
         ci = [round(float(lo), digits), round(float(hi), digits)]
-    return {"mean": mean, "n": n, "ci": ci, "method": "Student t 95 %"}
+    return {"mean": average, "n": n, "ci": ci, "method": "Student t 95 %"}

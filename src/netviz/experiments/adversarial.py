@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from netviz import claims, codecs, metrics, plots
 from netviz.data import class_index, imagenet_categories
@@ -36,29 +35,10 @@ from netviz.experiments.saliency import image_title
 from netviz.jobs import Batch, Job
 from netviz.methods.adversarial import Attack, Fooling, fgsm, fooling_image, mi_fgsm, pgd, projected_gradient
 from netviz.methods.common import PRECISIONS, autocast
+from netviz.tables import mean, rate
 
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2", "mi_fgsm")
-
-
-class ChannelsLast(nn.Module):
-    """Feeds a classifier channels-last tensors: the same logits up to float rounding, and convolutions 1.3 to
-    1.8 times faster on the CPU (measured on SqueezeNet and EfficientNet-Lite0). Kept here, not in the methods,
-    so that the methods see exactly what the caller passes (the tests compare them with torchattacks)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.train(model.training)  # a new module starts in training mode, which frozen_eval would then restore
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.contiguous(memory_format=torch.channels_last))
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.normalize(x)
-
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.denormalize(z)
 
 
 def build_attack(name: str, eps: float, section: dict, steps: int, targeted: bool = False,
@@ -99,12 +79,6 @@ def check_config(section: dict, n_images: int) -> None:
         raise NetvizError(f"adversarial.jpeg_quality must be in 1..95, got {section['jpeg_quality']}")
 
 
-def probabilities(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Softmax probabilities N×1000 (on CPU) for pixel-space images, batched, without autograd."""
-    with torch.inference_mode():
-        return torch.cat([model(images[i : i + batch_size]).softmax(1).cpu() for i in range(0, len(images), batch_size)])
-
-
 def verdicts(probs: torch.Tensor, labels, targets=None) -> list[dict]:
     """Per image: top-1 class and its probability, the true class's probability (and the target's)."""
     names = imagenet_categories()
@@ -124,16 +98,6 @@ def perturbation_stats(original: np.ndarray, adversarial: np.ndarray) -> dict:
             "l2_rel": round(metrics.relative_l2(original, adversarial), 5), "ssim": round(metrics.ssim(original, adversarial), 4)}
 
 
-def mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return round(float(np.mean(values)), 4) if values else None
-
-
-def rate(flags) -> float | None:
-    flags = list(flags)
-    return round(sum(bool(f) for f in flags) / len(flags), 4) if flags else None
-
-
 # --- jobs: everything that runs a model (pure: no files, no context) ---------------------------------------------
 
 def compute(job: Job, model, batch: Batch) -> dict:
@@ -148,9 +112,8 @@ def compute(job: Job, model, batch: Batch) -> dict:
     - "judge": ``png`` and ``jpeg`` K×1000 probabilities of the stored 8-bit ``inputs["images"]`` and of their
       JPEG round trips at ``jpeg_quality``.
     """
-    model = ChannelsLast(model)
     if job.kind == "clean":
-        return {"probs": probabilities(model, batch.pixels, job["batch_size"]).numpy()}
+        return {"probs": model.predict(batch.pixels, job["batch_size"]).cpu().numpy()}
     if job.kind == "fooling":
         return fooling_job(job, model, batch)
     if job.kind == "sweep":
@@ -174,7 +137,7 @@ def fooling_job(job: Job, model, batch: Batch) -> dict:
     with autocast(batch.device, job["precision"]):  # "bf16": the attack's passes in bfloat16; judging stays fp32
         adv = fooling_image(model, x, targets.to(x.device), spec, batch_size=batch_size)
     return {"images": codecs.to_uint8(adv.images), "steps": adv.steps.cpu().numpy(),
-            "probs": probabilities(model, adv.images, batch_size).numpy()}
+            "probs": model.predict(adv.images, batch_size).cpu().numpy()}
 
 
 def sweep_job(job: Job, model, batch: Batch) -> dict:
@@ -202,7 +165,7 @@ def sweep_job(job: Job, model, batch: Batch) -> dict:
         if not fooled:
             continue
         stored = codecs.to_uint8(adv.images[fooled])
-        pred = probabilities(model, codecs.from_uint8(stored, x.device), batch_size).argmax(1)
+        pred = model.predict(codecs.from_uint8(stored, x.device), batch_size).argmax(1)
         for k, f in enumerate(fooled):
             position = remaining[f]
             found[position] = int(pred[k]) != int(batch.labels[position])
@@ -226,8 +189,8 @@ def transfer_job(job: Job, model, batch: Batch) -> dict:
 def judge_job(job: Job, model, batch: Batch) -> dict:
     stored = batch.inputs["images"]
     jpeg = np.stack([codecs.jpeg_roundtrip(im, int(job["jpeg_quality"])) for im in stored])
-    return {"png": probabilities(model, codecs.from_uint8(stored, batch.device), job["batch_size"]).numpy(),
-            "jpeg": probabilities(model, codecs.from_uint8(jpeg, batch.device), job["batch_size"]).numpy()}
+    return {"png": model.predict(codecs.from_uint8(stored, batch.device), job["batch_size"]).cpu().numpy(),
+            "jpeg": model.predict(codecs.from_uint8(jpeg, batch.device), job["batch_size"]).cpu().numpy()}
 
 
 def attack_params(name: str, section: dict, steps: int) -> dict:

@@ -45,14 +45,6 @@ def progress_bar(label: str):
     return lambda steps: tqdm(steps, desc=label, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def probabilities(model, images: torch.Tensor, batch_size: int) -> np.ndarray:
-    """Softmax probabilities N×1000 of pixel-space images, without autograd."""
-    device = model.mean.device
-    with torch.inference_mode():  # channels-last: faster CPU convolutions, as in the optimisation
-        return torch.cat([model(images[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last))
-                          .softmax(1).cpu() for i in range(0, len(images), batch_size)]).numpy()
-
-
 def smoothness(image: torch.Tensor) -> dict:
     """Total variation and high-frequency share of one 3×H×W pixel-space image, clamped to [0, 1] first."""
     array = image.detach().cpu().clamp(0, 1).numpy()
@@ -172,10 +164,10 @@ def optimise(job: Job, model, batch: Batch) -> dict:
 def judge(job: Job, model, batch: Batch) -> dict:
     """Softmax probabilities (N×1000 float32) under the job's model: of each input array (N×3×H×W, pixel space),
     under the same name, and of the job's photographs as "before"; each array in passes of ``batch_size``."""
-    probs = {name: probabilities(model, torch.from_numpy(np.array(images, dtype=np.float32)), job["batch_size"])
+    probs = {name: model.predict(torch.from_numpy(np.array(images, dtype=np.float32)), job["batch_size"]).cpu().numpy()
              for name, images in batch.inputs.items()}
     if batch.pixels is not None:
-        probs["before"] = probabilities(model, batch.pixels, job["batch_size"])
+        probs["before"] = model.predict(batch.pixels, job["batch_size"]).cpu().numpy()
     return probs
 
 

@@ -68,15 +68,9 @@ class ModelCache:
             run = self.config["run"]
             loaded = load_model(name, self.config["models"]["weights"], run["data_dir"], self.device,
                                 fold=bool(run.get("fold_batchnorm", True)))
-            if not run.get("channels_last", True):
-                loaded.model.net.register_forward_pre_hook(_contiguous_input)  # also where methods call .net
+            loaded.model.use_channels_last(bool(run.get("channels_last", True)))
             self._loaded[name] = loaded
         return self._loaded[name]
-
-
-def _contiguous_input(module, args):
-    """Forward pre-hook: the model's input in contiguous (NCHW) memory order, whatever layout the caller chose."""
-    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
 
 
 @contextlib.contextmanager

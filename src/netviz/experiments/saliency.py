@@ -10,21 +10,14 @@ import numpy as np
 import torch
 
 from netviz import claims, metrics, plots, tables
+from netviz.tables import mean, rate
 from netviz.data import imagenet_categories
 from netviz.experiments.context import Context
 from netviz.jobs import Batch, Job
-from netviz.methods.common import fast_layout
 from netviz.methods.saliency import vanilla_gradient
 
 
 MAX_DRAWN = 100  # the figure of all images draws at most this many (the first ones); every image is scored
-
-
-def predict(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Softmax probabilities N×1000 for pixel-space images, batched, without autograd."""
-    with torch.inference_mode():
-        return torch.cat([model(fast_layout(images[i : i + batch_size])).softmax(1)
-                          for i in range(0, len(images), batch_size)])
 
 
 def image_rows(maps: np.ndarray, probs: torch.Tensor, labels: torch.Tensor, boxes: list, tolerance: float) -> list[dict]:
@@ -54,12 +47,6 @@ def image_rows(maps: np.ndarray, probs: torch.Tensor, labels: torch.Tensor, boxe
                        box_fraction=round(metrics.box_area_fraction(boxes[i], saliency.shape), 4))
         rows.append(row)
     return rows
-
-
-def rate(rows: list[dict], key: str) -> float | None:
-    """Mean of a boolean column over the images where it is defined (None when none is)."""
-    scored = [r[key] for r in rows if r[key] is not None]
-    return round(sum(scored) / len(scored), 4) if scored else None
 
 
 def image_title(index: int, image_id: str, name: str) -> str:
@@ -114,7 +101,7 @@ def compute(job: Job, model, batch: Batch) -> dict:
     """One job: softmax probabilities (K×1000 float32) and gradient maps (K×224×224 float32, ≥ 0) of the job's
     images, for their true labels."""
     labels = batch.labels.to(batch.device)
-    return {"probs": predict(model, batch.pixels, job["batch_size"]).cpu().numpy(),
+    return {"probs": model.predict(batch.pixels, job["batch_size"]).cpu().numpy(),
             "maps": vanilla_gradient(model, batch.pixels, labels, batch_size=job["batch_size"]).cpu().numpy()}
 
 
@@ -162,12 +149,11 @@ def run(ctx: Context) -> dict:
             "top5": sum(r["in_top5"] for r in rows),
             "scored": sum(r["hit"] is not None for r in rows),
             "top1_ci": tables.rate_interval([r["correct"] for r in rows])["ci"],
-            "hit_rate": rate(rows, "hit"),
+            "hit_rate": rate(r["hit"] for r in rows),
             "hit_rate_ci": tables.rate_interval([r["hit"] for r in rows])["ci"],
-            "center_hit_rate": rate(rows, "center_hit"),
-            "mean_box_fraction": round(float(np.mean([r["box_fraction"] for r in rows if r["box_fraction"] is not None])), 4)
-            if any(r["box_fraction"] is not None for r in rows) else None,
-            "mean_top1pct_mass": round(float(np.nanmean([r["top1pct_mass"] for r in rows])), 4),
+            "center_hit_rate": rate(r["center_hit"] for r in rows),
+            "mean_box_fraction": mean(r["box_fraction"] for r in rows),
+            "mean_top1pct_mass": mean(r["top1pct_mass"] for r in rows),
             "per_image": rows,
             "drawn": drawn,
             "jobs": len(parts),

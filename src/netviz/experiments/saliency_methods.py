@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from netviz import metrics, plots, tables
+from netviz.tables import mean, stderr
 from netviz.data import imagenet_categories
 from netviz.errors import NetvizError
 from netviz.experiments.context import Context
 from netviz.jobs import Batch, Job, dispatch
 from netviz.methods.attribution import channel_max_abs, image_seeds, standard_methods
 from netviz.methods.baselines import SUBSTRATES, substrate
-from netviz.methods.common import fast_layout, gather_scores
+from netviz.methods.common import gather_scores
 from netviz.methods.perturbation import perturbation_curve, saliency_ranks
 from netviz.methods.randomization import cascading_randomization, weight_layers
 
@@ -55,12 +56,6 @@ def check_config(section: dict) -> None:
 
 def images_name(index: int) -> str:
     return imagenet_categories()[index]
-
-
-def logits_of(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Logits N×C for pixel-space images, batched, without autograd."""
-    with torch.inference_mode():
-        return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def layer_grid(model, image: torch.Tensor) -> list[int]:
@@ -103,16 +98,6 @@ def box_scores(maps: np.ndarray, boxes: list, tolerance: float) -> list[dict | N
     return rows
 
 
-def mean(values) -> float | None:
-    kept = [float(v) for v in values if v is not None and not np.isnan(v)]
-    return round(float(np.mean(kept)), 4) if kept else None
-
-
-def stderr(values) -> float | None:
-    kept = [float(v) for v in values if v is not None and not np.isnan(v)]
-    return round(float(np.std(kept, ddof=1) / np.sqrt(len(kept))), 4) if len(kept) > 1 else None
-
-
 def ranking(per_image: dict[str, dict[str, list]], metric: str, names: list[str]) -> dict:
     """Methods ordered from best to worst on ``metric`` (means over images), and the paired difference between
     the best and the runner-up (mean, standard error) to tell a real lead from noise."""
@@ -151,7 +136,7 @@ def ig_completeness_error(model, x: torch.Tensor, logits: torch.Tensor, targets:
     baselines = {"IG (black)": substrate("black"), "IG (blur)": substrate("blur", blur_sigma)}
     errors = []
     for name, baseline in baselines.items():
-        gap = gather_scores(logits, targets) - gather_scores(logits_of(model, baseline(x), batch_size), targets)
+        gap = gather_scores(logits, targets) - gather_scores(model.predict(baseline(x), batch_size, logits=True), targets)
         total = attributions[name].flatten(1).sum(1)
         errors.append(((total - gap).abs() / gap.abs().clamp_min(1e-6)).cpu())
     return torch.stack(errors).numpy()
@@ -168,7 +153,7 @@ def perturbation_curves(model, x: torch.Tensor, maps: dict[str, np.ndarray], tar
     made: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # substrate kind -> (images, p of the target)
     for kind in dict.fromkeys(kinds.values()):
         images = substrate(kind, job["substrate_blur_sigma"])(x)
-        made[kind] = images, gather_scores(logits_of(model, images, bs).softmax(1), targets).cpu()
+        made[kind] = images, gather_scores(model.predict(images, bs), targets).cpu()
     curves: dict[str, list[np.ndarray]] = {mode: [] for mode in kinds}
     for saliency in maps.values():
         ranks = saliency_ranks(torch.from_numpy(np.ascontiguousarray(saliency)).to(x.device), seed=seed)
@@ -188,8 +173,8 @@ def compute_maps_job(job: Job, model, batch: Batch) -> dict:
     started = time.perf_counter()
     bs = int(job["batch_size"])
     # channels-last images: the same numbers, and 1.3-2.4x faster convolutions on CPU (oneDNN), on every pass below
-    x = fast_layout(batch.pixels)
-    logits = logits_of(model, x, bs)
+    x = batch.pixels
+    logits = model.predict(x, bs, logits=True)
     predicted = logits.argmax(1)
     targets = predicted if job["target"] == "predicted" else batch.labels.to(batch.device)
     p_original = gather_scores(logits.softmax(1), targets).cpu()
@@ -215,7 +200,7 @@ def compute_randomization_job(job: Job, model, batch: Batch) -> dict:
     maps on every stage's randomized copy (``maps``: S×M×K×H×W float32), the stages' sizes ``k`` (top k weight
     layers re-drawn) and the model's number of weight layers."""
     started = time.perf_counter()
-    x = fast_layout(batch.pixels)
+    x = batch.pixels
     targets = torch.from_numpy(np.asarray(batch.inputs["targets"])).to(batch.device)
     methods = job_methods(job)
     stages, maps = [], []

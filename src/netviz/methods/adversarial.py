@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netviz.methods.common import frozen_eval, gather_scores
+from netviz.methods.common import chunked, frozen_eval, gather_scores
 
 Norm = Literal["linf", "l2"]
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -193,15 +193,6 @@ def _projected_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Adversarial(x.detach(), first)
 
 
-def _chunks(fn: Callable[..., Adversarial], batch_size: int | None, *tensors: torch.Tensor) -> Adversarial:
-    """``fn`` on slices of at most ``batch_size`` rows, results concatenated (rows are independent)."""
-    n = tensors[0].shape[0]
-    if not batch_size or batch_size <= 0 or batch_size >= n:
-        return fn(*tensors)
-    parts = [fn(*(t[i : i + batch_size] for t in tensors)) for i in range(0, n, batch_size)]
-    return Adversarial(*(torch.cat(field) for field in zip(*parts)))
-
-
 def projected_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attack: Attack,
                        batch_size: int | None = None, generator: torch.Generator | None = None,
                        stored_as: Transform | None = None) -> Adversarial:
@@ -220,7 +211,7 @@ def projected_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     """
     start = random_start(images, levels(attack.eps), attack.norm, generator) if attack.random_start else torch.zeros_like(images)
     with frozen_eval(model), torch.enable_grad():
-        return _chunks(lambda x, y, s: _projected_gradient(model, x, y, s, attack, stored_as), batch_size,
+        return chunked(lambda x, y, s: _projected_gradient(model, x, y, s, attack, stored_as), batch_size,
                        images.detach(), labels.to(images.device), start)
 
 
@@ -278,4 +269,4 @@ def fooling_image(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
     images that did not reach the target within ``max_iter`` steps.
     """
     with frozen_eval(model), torch.enable_grad():
-        return _chunks(lambda x, t: _fooling(model, x, t, spec), batch_size, images.detach(), targets.to(images.device))
+        return chunked(lambda x, t: _fooling(model, x, t, spec), batch_size, images.detach(), targets.to(images.device))

@@ -137,13 +137,14 @@ class Ascent:
     objective: torch.Tensor = field(default_factory=lambda: torch.empty(0))
 
 
-def gradient_ascent(net: torch.nn.Module, z: torch.Tensor, objective: Objective, learning_rate: torch.Tensor,
+def gradient_ascent(net: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, objective: Objective, learning_rate: torch.Tensor,
                     num_iterations: int, transforms: Sequence[Transform] = (),
                     generators: Sequence[torch.Generator] | None = None, max_jitter: int = 0,
                     snapshots: Sequence[int] = (), progress: Progress | None = None) -> Ascent:
     """Maximise ``objective`` over the images ``z`` by plain gradient ascent through ``net``.
 
-    net: a network taking normalized input (``Classifier.net``). z: N×C×H×W start, normalized space.
+    net: a network taking normalized input (``Classifier.forward_normalized``, which also lays the input out
+    channels-last). z: N×C×H×W start, normalized space.
     learning_rate: N step sizes (units: z per unit of objective gradient). Each step: roll each image by its own
     random shift (0..max_jitter px, from ``generators[i]``), ``z += lr · ∇z objective``, roll back, then apply the
     ``transforms`` in order. Rows are independent. ``snapshots`` lists iterations (0..num_iterations) to keep.
@@ -159,8 +160,7 @@ def gradient_ascent(net: torch.nn.Module, z: torch.Tensor, objective: Objective,
         shifts = jitter_shifts(generators, max_jitter)
         with torch.enable_grad():
             moved = roll(z, shifts).requires_grad_(True)
-            # channels-last input: CPU (oneDNN) convolutions run ~1.4x faster on NHWC; same values up to rounding
-            values = objective(net(moved.contiguous(memory_format=torch.channels_last)), moved)
+            values = objective(net(moved), moved)
             # rows are independent, so the gradient of the sum is each image's gradient of its own objective
             (grad,) = torch.autograd.grad(values.sum(), moved)
         history.append(values.detach())
@@ -228,7 +228,7 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
                         progress: Progress | None = None) -> Visualization:
     """Images that ``model`` scores highly as ``targets``: the lab's class visualization, batched.
 
-    model: a :class:`~netviz.models.Classifier` (uses ``.net``, ``.normalize``, ``.denormalize``).
+    model: a :class:`~netviz.models.Classifier` (uses ``.forward_normalized``, ``.normalize``, ``.denormalize``).
     images: N×3×H×W start in pixel space [0, 1], or None to start from seeded standard normal noise in normalized
     space (the lab's start; N = len(targets), H = W = ``image_size``). targets: N class indices.
     from_noise: N booleans, rows that start from seeded noise although ``images`` is given (their image rows are
@@ -261,7 +261,7 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
                                     seeds_t[part].tolist(), shape, device)
             y = targets[part].to(device)
             objective = class_score(y) - lambdas[part].to(device) * squared_norm()
-            result = gradient_ascent(model.net, z, objective, rates[part].to(device), num_iterations, transforms,
+            result = gradient_ascent(model.forward_normalized, z, objective, rates[part].to(device), num_iterations, transforms,
                                      generators, max_jitter, wanted, progress)
             finals.append(model.denormalize(result.z))
             for k in wanted:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
@@ -33,23 +33,20 @@ def gather_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, targets.view(-1, 1).to(logits.device)).squeeze(1)
 
 
-def chunked(fn: Callable[..., torch.Tensor], batch_size: int | None, *tensors: torch.Tensor, **kwargs) -> torch.Tensor:
-    """Apply ``fn(*chunk_tensors, **kwargs)`` to slices of at most ``batch_size`` rows and concatenate.
+def chunked(fn: Callable[..., Any], batch_size: int | None, *tensors: torch.Tensor, **kwargs) -> Any:
+    """Apply ``fn(*chunk_tensors, **kwargs)`` to slices of at most ``batch_size`` rows and concatenate along rows.
 
-    Every method here treats rows independently, so the result equals the unchunked call (memory only grows
-    with ``batch_size``). ``batch_size`` None or <= 0 means one chunk.
+    The one chunk loop of netviz (methods, :meth:`netviz.models.Classifier.predict`). ``fn`` returns a tensor or
+    a named tuple of tensors (each field is concatenated). Every caller treats rows independently, so the result
+    equals the unchunked call (memory only grows with ``batch_size``). ``batch_size`` None or <= 0 means one chunk.
     """
     n = tensors[0].shape[0]
     if not batch_size or batch_size <= 0 or batch_size >= n:
         return fn(*tensors, **kwargs)
-    return torch.cat([fn(*(t[i : i + batch_size] for t in tensors), **kwargs) for i in range(0, n, batch_size)])
-
-
-def fast_layout(images: torch.Tensor) -> torch.Tensor:
-    """The same N×C×H×W values in channels-last (NHWC) memory order, which convolutions run fastest on: oneDNN
-    on CPU (about 1.5x for SqueezeNet at batch 25 here) and cuDNN's tensor-core kernels on GPU. Values are
-    unchanged; convolution results may differ in the last bits (another summation order). Other shapes pass."""
-    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
+    parts = [fn(*(t[i : i + batch_size] for t in tensors), **kwargs) for i in range(0, n, batch_size)]
+    if isinstance(parts[0], tuple):  # a named tuple: concatenate field by field
+        return type(parts[0])(*(torch.cat(field) for field in zip(*parts)))
+    return torch.cat(parts)
 
 
 PRECISIONS = ("fp32", "bf16")

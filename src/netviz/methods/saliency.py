@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netviz.methods.common import chunked, fast_layout, frozen_eval, gather_scores
+from netviz.methods.common import chunked, frozen_eval, gather_scores
 
 
 def _input_gradient(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     x = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        scores = gather_scores(model(fast_layout(x)), targets)
+        scores = gather_scores(model(x), targets)  # the Classifier lays x out for its network
         # rows are independent, so the gradient of the sum gives each image the gradient of its own score
         (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad
