@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from netviz.methods.chunking import (CPU_RUNTIME_BYTES, GB, SAFETY, Footprint, auto_batch_size, available_bytes,
-                                     probe_footprint, resolve_batch_size)
+from netviz.budget import (CPU_RUNTIME_BYTES, GB, SAFETY, Footprint, auto_batch_size, available_bytes,
+                           batch_size_for, budget_bytes, probe_footprint, resolve_batch_size)
 from netviz.models import random_model, wrap
 
 
@@ -71,6 +71,23 @@ def test_vgg16_auto_chunk_stays_under_the_budget(vgg16):
     # 224 px VGG16 under the default 4 GB: passes of a dozen or more images, not 1 and not all 25 of a bigger set
     assert 8 <= resolve_batch_size(0, vgg16, (3, 224, 224), int(4 * GB), n=100) <= 30
 
+
+def test_budget_and_batch_size_from_the_config(vgg16):
+    """The run config gives the budget of the device the run uses, and a section's configured batch size wins over
+    the run's; 0 in both means automatic under that budget."""
+    from netviz.config import load_config
+
+    config = load_config(overrides=["run.memory_budget_gb=2.5", "run.gpu_memory_budget_gb=6", "run.batch_size=0"])
+    assert budget_bytes(config["run"], "cpu") == int(2.5 * GB)
+    assert budget_bytes(config["run"], torch.device("cuda")) == int(6 * GB)  # a device name; no GPU needed
+    shape = (3, 64, 64)
+    config["saliency"]["batch_size"] = 0
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu") == resolve_batch_size(0, vgg16, shape, int(2.5 * GB))
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu", n=3) == 3  # automatic, capped at n
+    config["run"]["batch_size"] = 4
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu") == 4
+    config["saliency"]["batch_size"] = 2
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu") == 2
 
 # --- chunked == unchunked, per method family ----------------------------------------------------------------
 

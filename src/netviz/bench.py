@@ -55,7 +55,8 @@ from netviz.config import section_models
 from netviz.data import ImageSet
 from netviz.errors import NetvizError
 from netviz.sections import SECTIONS
-from netviz.methods.chunking import GB, available_bytes, probe_footprint, resolve_batch_size
+from netviz import budget
+from netviz.budget import GB, available_bytes, probe_footprint, resolve_batch_size
 from netviz.methods.common import fast_layout
 from netviz.models import LoadedModel
 
@@ -394,15 +395,10 @@ class Bench:
     def models(self, section: str) -> dict:
         return {name: self.model(name) for name in section_models(self.config, section)}
 
-    def budget(self) -> int:
-        run = self.config["run"]
-        return int(GB * (run["gpu_memory_budget_gb"] if self.device.type == "cuda" else run["memory_budget_gb"]))
-
     def batch_size(self, section: str, model, n: int | None = None) -> int:
         """netviz's chunk size for ``section`` on ``model``, as the experiment would pick it."""
-        configured = int(self.config[section].get("batch_size") or self.config["run"]["batch_size"])
-        return resolve_batch_size(configured, model, tuple(self.images.shape[1:]), self.budget(),
-                                  n=n or len(self.images), device=self.device)
+        return budget.batch_size_for(self.config, section, model, tuple(self.images.shape[1:]), self.device,
+                                     n=n or len(self.images))
 
     def steps(self, steps: int) -> int:
         """An iterative method's step count, capped at ``bench.max_steps`` (0 = no cap)."""
