@@ -135,7 +135,8 @@ def test_class_visualization_chunked(vgg16, small_batch):
 
 def test_loops_in_the_benchmark_do_the_same_math(tiny_model, tiny_images):
     """The benchmark's per-image notebook loops compute what netviz computes (so its ratios compare equal work)."""
-    from netviz.bench import notebook_class_visualization, notebook_saliency
+    from netviz.bench.comparisons.classviz import notebook_class_visualization
+    from netviz.bench.comparisons.saliency import notebook_saliency
     from netviz.methods.classviz import class_visualization
     from netviz.methods.saliency import vanilla_gradient
 
