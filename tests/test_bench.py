@@ -58,7 +58,8 @@ def bench_root(tmp_path_factory):
 
 def test_netviz_rows_time_the_sections_own_jobs(bench_root):
     """netviz's side of a section is its jobs(ctx) (saliency: one job per model and shard), one row per model."""
-    from netviz.bench import WORKLOADS, _has_jobs
+    from netviz.bench.comparisons import WORKLOADS
+    from netviz.bench.harness import _has_jobs
 
     _, results, log = bench_root
     assert {s["experiment"] for s in results["summary"]} == {s for s in SECTIONS if s in WORKLOADS or _has_jobs(s)}
@@ -159,7 +160,7 @@ def test_scaleout_on_ray(bench_root):
 
 
 def test_scaleout_falls_back_while_the_section_has_no_jobs(monkeypatch):
-    from netviz import scaleout
+    from netviz.bench import scaleout
 
     monkeypatch.setattr("netviz.experiments.saliency_methods.jobs", None, raising=False)
     monkeypatch.delattr("netviz.experiments.saliency_methods.jobs")
@@ -241,7 +242,7 @@ def test_local_run_reuses_the_prerequisite_jobs_timings():
     """Jobs that jobs(ctx) already ran locally (as prerequisites) are timed from that run, not run again."""
     from netviz.jobs import Job
     from netviz.models import LoadedModel
-    from netviz.scaleout import by_kind, local_run
+    from netviz.bench.scaleout import by_kind, local_run
 
     model = LoadedModel(wrap("tiny", tiny_net()), "", "", "")
     jobs = [Job.make("saliency", "gradient", "tiny", (i,), batch_size=1, seed=0) for i in range(3)]
@@ -256,7 +257,7 @@ def test_imagenet_folder_for_the_scaleout(tmp_path):
     """The scale-out's images: the course's 25 written twice (flipped, cropped) in ImageNet's XML layout and read
     back as a run reads a folder: at least the count asked for, every image with its label and a box."""
     from netviz.data import load_course_images
-    from netviz.scaleout import imagenet_folder_images
+    from netviz.bench.scaleout import imagenet_folder_images
 
     images = imagenet_folder_images(load_config(overrides=["run.device=cpu"]), 30, tmp_path / "val")
     course = load_course_images("")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from netviz.methods.chunking import (CPU_RUNTIME_BYTES, GB, SAFETY, Footprint, auto_batch_size, available_bytes,
-                                     probe_footprint, resolve_batch_size)
+from netviz.budget import (CPU_RUNTIME_BYTES, GB, SAFETY, Footprint, auto_batch_size, available_bytes,
+                           batch_size_for, budget_bytes, probe_footprint, resolve_batch_size)
 from netviz.models import random_model, wrap
 
 
@@ -72,6 +72,23 @@ def test_vgg16_auto_chunk_stays_under_the_budget(vgg16):
     assert 8 <= resolve_batch_size(0, vgg16, (3, 224, 224), int(4 * GB), n=100) <= 30
 
 
+def test_budget_and_batch_size_from_the_config(vgg16):
+    """The run config gives the budget of the device the run uses, and a section's configured batch size wins over
+    the run's; 0 in both means automatic under that budget."""
+    from netviz.config import load_config
+
+    config = load_config(overrides=["run.memory_budget_gb=2.5", "run.gpu_memory_budget_gb=6", "run.batch_size=0"])
+    assert budget_bytes(config["run"], "cpu") == int(2.5 * GB)
+    assert budget_bytes(config["run"], torch.device("cuda")) == int(6 * GB)  # a device name; no GPU needed
+    shape = (3, 64, 64)
+    config["saliency"]["batch_size"] = 0
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu") == resolve_batch_size(0, vgg16, shape, int(2.5 * GB))
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu", n=3) == 3  # automatic, capped at n
+    config["run"]["batch_size"] = 4
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu") == 4
+    config["saliency"]["batch_size"] = 2
+    assert batch_size_for(config, "saliency", vgg16, shape, "cpu") == 2
+
 # --- chunked == unchunked, per method family ----------------------------------------------------------------
 
 def test_saliency_chunked(vgg16, small_batch):
@@ -118,7 +135,8 @@ def test_class_visualization_chunked(vgg16, small_batch):
 
 def test_loops_in_the_benchmark_do_the_same_math(tiny_model, tiny_images):
     """The benchmark's per-image notebook loops compute what netviz computes (so its ratios compare equal work)."""
-    from netviz.bench import notebook_class_visualization, notebook_saliency
+    from netviz.bench.comparisons.classviz import notebook_class_visualization
+    from netviz.bench.comparisons.saliency import notebook_saliency
     from netviz.methods.classviz import class_visualization
     from netviz.methods.saliency import vanilla_gradient
 

@@ -1,9 +1,9 @@
 """Writing results so that an interruption never leaves a partial result behind.
 
 Files are written to a temporary name in the same folder and renamed into place (``os.replace`` is atomic on
-POSIX). A whole experiment's output folder is built under a staging name and swapped in at the end. What an
-interrupted run leaves (staging folders, temporary files) carries a marker in its name and is removed by the
-next run (:func:`clean_stale`); :func:`exclusive` keeps two runs from sharing one folder.
+POSIX). A whole experiment's output folders are built under staging names and swapped in at the end
+(:func:`staged`). What an interrupted run leaves (staging folders, temporary files) carries a marker in its name
+and is removed by the next run (:func:`clean_stale`); :func:`exclusive` keeps two runs from sharing one folder.
 """
 
 from __future__ import annotations
@@ -128,6 +128,28 @@ def swap_in(staging: Path, final: Path) -> None:
     os.replace(staging, final)
     shutil.rmtree(old, ignore_errors=True)
 
+
+@contextlib.contextmanager
+def staged(*finals: Path) -> Iterator[tuple[Path, ...]]:
+    """Build folders ``finals`` under staging names (:func:`staging_dir`, yielded in the same order) and swap
+    them in (:func:`swap_in`) in that order when the block ends without error, so put last the folder whose
+    arrival marks the result complete. On any error (KeyboardInterrupt included) the staging folders are removed,
+    the old folders stay as they were, and the error propagates::
+
+        with staged(root / "figures" / name, root / "results" / name) as (figures, results):
+            ...  # write into figures and results
+    """
+    stages: list[Path] = []
+    try:
+        for final in finals:
+            stages.append(staging_dir(final))
+        yield tuple(stages)
+        for stage, final in zip(stages, finals):
+            swap_in(stage, final)
+    except BaseException:
+        for stage in stages:
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 def clean_stale(parent: Path) -> list[Path]:
     """Remove what an interrupted run left in ``parent``: staging and moved-aside folders (``<name>.tmp-<pid>``,

@@ -14,7 +14,7 @@ from netviz.config import section_models
 from netviz.data import ImageSet
 from netviz.errors import NetvizError
 from netviz.jobs import Job, shards
-from netviz.methods.chunking import GB, resolve_batch_size
+from netviz import budget
 from netviz.methods.common import PRECISIONS, autocast
 from netviz.models import LoadedModel
 
@@ -71,20 +71,18 @@ class Context:
     @property
     def configured_batch_size(self) -> int:
         """The section's ``batch_size`` when set and not 0, else ``run.batch_size``; 0 means automatic."""
-        return int(self.section.get("batch_size") or self.config["run"]["batch_size"])
+        return budget.configured_batch_size(self.config, self.name)
 
     @property
     def memory_budget(self) -> int:
         """The memory budget in bytes on this run's device (``run.memory_budget_gb`` / ``gpu_memory_budget_gb``)."""
-        run = self.config["run"]
-        return int(GB * (run["gpu_memory_budget_gb"] if self.device.type == "cuda" else run["memory_budget_gb"]))
+        return budget.budget_bytes(self.config["run"], self.device)
 
     def batch_size_for(self, model, image_shape: tuple[int, int, int] | None = None) -> int:
         """Images per pass for ``model`` on images of ``image_shape`` (C×H×W, default the run's): the configured
         ``batch_size``, or when it is 0 the most that fit :attr:`memory_budget` (see
-        :mod:`netviz.methods.chunking`; the same number on every run with the same config, model and device)."""
-        shape = tuple(image_shape or self.images.image_shape)
-        return resolve_batch_size(self.configured_batch_size, model, shape, self.memory_budget, device=self.device)
+        :func:`netviz.budget.batch_size_for`; the same number on every run with the same config, model and device)."""
+        return budget.batch_size_for(self.config, self.name, model, image_shape or self.images.image_shape, self.device)
 
     def autocast(self) -> ContextManager:
         """The section's ``precision`` ("fp32", or "bf16" for autocast in bfloat16) as a context for its

@@ -277,8 +277,6 @@ def _executor_models(config: dict, device: torch.device, models: ModelCache) -> 
 def _run_one(section: str, config: dict, device: torch.device, images: ImageSet, models: ModelCache, parts: dict,
              root: Path, log: Callable[[str], None], executor=None) -> dict:
     module = importlib.import_module(_module_name(section))
-    results_final, figures_final = root / "results" / section, root / "figures" / section
-    results_stage, figures_stage = store.staging_dir(results_final), store.staging_dir(figures_final)
     executor = executor or LocalExecutor(models, device)
     weights = {name: models.weights_sha(name) for name in section_models(config, section)}
     job_store = JobStore(root / "results", section)
@@ -286,9 +284,11 @@ def _run_one(section: str, config: dict, device: torch.device, images: ImageSet,
     # how the networks are run changes their rounding: a job made one way is not reused the other way
     base["model form"] = {k: bool(config["run"].get(k, True)) for k in ("fold_batchnorm", "channels_last")}
     job_runner = JobRunner(section, executor, job_store, base, images, log=lambda msg: log(f"  {msg}"))
-    ctx = Context(section, config, device, images, models, results_stage, figures_stage,
-                  figure_prefix=f"figures/{section}", log=lambda msg: log(f"  {section}: {msg}"), run_jobs=job_runner)
-    try:
+    # figures first, results last: the manifest in results lands last, and only then is the result complete
+    with store.staged(root / "figures" / section, root / "results" / section) as (figures_stage, results_stage):
+        ctx = Context(section, config, device, images, models, results_stage, figures_stage,
+                      figure_prefix=f"figures/{section}", log=lambda msg: log(f"  {section}: {msg}"),
+                      run_jobs=job_runner)
         seed_everything(ctx.seed)
         started = time.perf_counter()
         metrics = module.run(ctx)
@@ -304,15 +304,7 @@ def _run_one(section: str, config: dict, device: torch.device, images: ImageSet,
             "key": cache.digest(parts), "parts": parts, "figures": ctx.figures, "panels": ctx.panels,
             "outputs": outputs, "run": run_info,
         })
-        store.swap_in(figures_stage, figures_final)
-        store.swap_in(results_stage, results_final)  # the manifest lands last: only now is the result complete
-        if job_runner.used:  # results of jobs this configuration no longer has
-            job_store.prune(job_runner.used)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(results_stage, ignore_errors=True)
-        shutil.rmtree(figures_stage, ignore_errors=True)
-        raise
+    if job_runner.used:  # results of jobs this configuration no longer has
+        job_store.prune(job_runner.used)
     log(f"  {section}: done in {wall:.1f} s")
     return run_info

@@ -1,4 +1,8 @@
-"""Automatic chunk sizes: how many images fit in one forward + backward pass within a memory budget.
+"""Memory budgets and chunk sizes: how many images fit in one forward + backward pass within the run's budget.
+
+The one place that turns the run config into a budget in bytes (:func:`budget_bytes`) and a number of images
+per pass (:func:`batch_size_for`); the experiments' context and the benchmark both call these. Not a method (it
+reads the config): the methods only take the resulting ``batch_size``.
 
 Every method takes a ``batch_size`` (images per pass; rows are independent, so the results do not depend on
 it). ``batch_size = 0`` in the config means "automatic": :func:`resolve_batch_size` picks the largest chunk that
@@ -141,3 +145,25 @@ def resolve_batch_size(batch_size: int, model: nn.Module, image_shape: tuple[int
     footprint = probe_footprint(model, image_shape, device)
     device = device if device is not None else _model_device(model)
     return auto_batch_size(footprint, available_bytes(footprint, device, budget_bytes), n)
+
+
+def budget_bytes(run: dict, device: torch.device | str) -> int:
+    """The memory budget in bytes on ``device`` from the run config ``run`` (``config["run"]``):
+    ``gpu_memory_budget_gb`` on CUDA, ``memory_budget_gb`` elsewhere (decimal GB, see :data:`GB`)."""
+    cuda = torch.device(device).type == "cuda"
+    return int(GB * (run["gpu_memory_budget_gb"] if cuda else run["memory_budget_gb"]))
+
+
+def configured_batch_size(config: dict, section: str) -> int:
+    """``section``'s ``batch_size`` when set and not 0, else ``run.batch_size``; 0 means automatic."""
+    return int(config[section].get("batch_size") or config["run"]["batch_size"])
+
+
+def batch_size_for(config: dict, section: str, model: nn.Module, image_shape: tuple[int, int, int],
+                   device: torch.device | str, n: int | None = None) -> int:
+    """Images per pass for ``section`` on ``model`` with images of ``image_shape`` (C×H×W) on ``device``: the
+    configured ``batch_size`` (:func:`configured_batch_size`), or when it is 0 the most that keep the process
+    within :func:`budget_bytes` (the same number on every run with the same config, model and device); at most
+    ``n`` when given."""
+    return resolve_batch_size(configured_batch_size(config, section), model, tuple(image_shape),
+                              budget_bytes(config["run"], device), n=n, device=device)

@@ -23,7 +23,7 @@ how long a large run would take.
   ``bench.gpu_fp32_tflops`` of fp32 arithmetic of which the jobs reach ``bench.gpu_share`` (both stated
   assumptions; the share the jobs reach of this CPU's measured matmul rate is stored beside them).
 
-Nothing here writes results: :func:`scaleout` returns a dict that :func:`netviz.bench.run_bench` stores.
+Nothing here writes results: :func:`scaleout` returns a dict that :func:`netviz.bench.run.run_bench` stores.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Callable
 
 import torch
 
-from netviz.bench import _sig
+from netviz.bench.timing import _sig
 from netviz.data import ImageSet
 from netviz.executors import LocalExecutor, RayExecutor, host_batch, start_ray
 from netviz.jobs import Job
@@ -136,7 +136,7 @@ def job_overhead(config: dict, loaded: Callable, model: str, images, count: int,
 def _section_jobs(config: dict, section: str, images, loaded: Callable, log) -> tuple[str, list[Job], str, dict]:
     """(section used, its jobs on ``images``, a note, the local seconds of jobs that ``jobs(ctx)`` already ran as
     prerequisites, on one thread) — the fallback section when ``section`` has no jobs yet."""
-    from netviz.bench import bench_context
+    from netviz.bench.harness import bench_context
     from netviz.experiments.runner import cpu_threads
 
     note = ""
@@ -179,7 +179,7 @@ def by_kind(jobs: list[Job], per_job: list[float]) -> dict:
 def throughput(config: dict, section: str, images, loaded: Callable, log) -> dict:
     """Images per second of ``section``'s jobs on ``images``: local, then Ray with 1 and 2 workers; the per-image
     cost and FLOPs of its main kind (the one covering the most images) for the projection."""
-    from netviz.bench import count_flops, matmul_rate
+    from netviz.bench.timing import count_flops, matmul_rate
     from netviz.executors import compute, host_batch, to_batch
     from netviz.experiments.runner import cpu_threads
 
