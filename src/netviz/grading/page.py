@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from netviz import store
-from netviz.config import TEMPLATES_DIR
 from netviz.errors import NetvizError
 from netviz.grading.compare import Check
 from netviz.grading.figures import read_rgb, resize
@@ -110,7 +109,7 @@ def grading_basis(result: Grade) -> dict:
 def write_html(result: Grade, path: Path) -> Path:
     """``report/grade.html``: verdicts, warnings, failed metrics, and every figure expected | actual (| difference
     for failures), failing panels outlined; self-contained."""
-    import jinja2
+    from netviz.report.templating import template_environment  # jinja2 is loaded only when a page is written
 
     figures = []
     for c in sorted((c for c in result.checks if c.kind == "figure"), key=lambda c: c.passed):
@@ -130,9 +129,7 @@ def write_html(result: Grade, path: Path) -> Path:
                 entry["difference"] = _thumbnail(_difference(e_img, a_img), [p["box"] for p in bad])
         figures.append(entry)
     how = grading_basis(result)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    html = env.get_template("grade.html.j2").render(
+    html = template_environment().get_template("grade.html.j2").render(
         result=result, rows=summary_rows(result), figures=figures, how=how,
         spread_factor=result.grade_config.get("spread_factor", 3.0), ssim_floor=result.grade_config.get("ssim_floor", 0.5),
         failed_metrics=[c for c in result.checks if c.kind == "metric" and not c.passed],

@@ -24,6 +24,7 @@ from netviz.errors import NetvizError
 from netviz.sections import REGISTRY, SECTIONS
 from netviz.report.derived import derive
 from netviz.report.formats import Format, HtmlFormat, TexFormat, tex_escape
+from netviz.report.templating import template_environment
 
 TEMPLATES = TEMPLATES_DIR
 REPORT_KEY = ".report-key.json"
@@ -51,12 +52,10 @@ def section_parents() -> dict[str, str | None]:
 
 def environment(fmt: Format) -> jinja2.Environment:
     if fmt.name == "html":
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        env = template_environment()
         env.filters["paragraphs"] = _html_paragraphs
     else:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, finalize=tex_escape,
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        env = template_environment(autoescape=False, finalize=tex_escape)
         env.filters["paragraphs"] = lambda text: text
     env.globals.update(fmt.globals())
     env.filters["show"] = show
