@@ -110,3 +110,7 @@ REGISTRY: dict[str, Section] = {s.name: s for s in (SALIENCY, SALIENCY_METHODS, 
 """Every section, in the order of the report."""
 
 SECTIONS: tuple[str, ...] = tuple(REGISTRY)
+
+PARTS: dict[str, str] = {"claims": "Claims and how they were decided", "provenance": "Provenance", "speed": "Speed"}
+"""Titles of the report's parts that no section's experiment makes, by anchor: the closing list of claims, the
+provenance appendix and the speed appendix (``netviz bench``)."""

@@ -119,7 +119,7 @@ def measure(expected, variants: dict[str, Any], grade_config: dict) -> dict:
             seen = [leaves[key] for leaves in v_leaves.values() if key in leaves]
             if len(seen) < len(v_leaves):
                 missing.append(label)
-            if grading._is_number(value) and seen and all(grading._is_number(v) for v in seen):
+            if grading.is_number(value) and seen and all(grading.is_number(v) for v in seen):
                 gaps = [math.inf if math.isnan(v) != math.isnan(value) else 0.0 if math.isnan(v) else abs(v - value)
                         for v in seen]
                 if max(gaps) > 0:

@@ -21,9 +21,10 @@ from markupsafe import Markup
 from netviz import cache, store
 from netviz.config import TEMPLATES_DIR
 from netviz.errors import NetvizError
-from netviz.sections import REGISTRY, SECTIONS
+from netviz.sections import PARTS, REGISTRY, SECTIONS
 from netviz.report.derived import derive
 from netviz.report.formats import Format, HtmlFormat, TexFormat, tex_escape
+from netviz.report.templating import template_environment
 
 TEMPLATES = TEMPLATES_DIR
 REPORT_KEY = ".report-key.json"
@@ -49,19 +50,27 @@ def section_parents() -> dict[str, str | None]:
     return {name: section.parent for name, section in REGISTRY.items()}
 
 
+def report_subject() -> str:
+    """What the report covers, phrased from the titles of its top-level sections in order: "Saliency maps,
+    adversarial examples and class visualization"."""
+    tops = [section.title for section in REGISTRY.values() if section.parent is None]
+    words = tops[:1] + [title[:1].lower() + title[1:] for title in tops[1:]]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def environment(fmt: Format) -> jinja2.Environment:
     if fmt.name == "html":
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        env = template_environment()
         env.filters["paragraphs"] = _html_paragraphs
     else:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, finalize=tex_escape,
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        env = template_environment(autoescape=False, finalize=tex_escape)
         env.filters["paragraphs"] = lambda text: text
     env.globals.update(fmt.globals())
     env.filters["show"] = show
     env.globals["titles"] = section_titles()
     env.globals["parents"] = section_parents()
+    env.globals["part_titles"] = PARTS
+    env.globals["subject"] = report_subject()
     return env
 
 
