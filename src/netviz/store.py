@@ -151,6 +151,7 @@ def staged(*finals: Path) -> Iterator[tuple[Path, ...]]:
             shutil.rmtree(stage, ignore_errors=True)
         raise
 
+
 def clean_stale(parent: Path) -> list[Path]:
     """Remove what an interrupted run left in ``parent``: staging and moved-aside folders (``<name>.tmp-<pid>``,
     ``<name>.old-<pid>``) and temporary files (``.<name>.<random>.tmp``). Returns what was removed.

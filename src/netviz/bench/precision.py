@@ -81,11 +81,11 @@ def classviz_precision(b: Bench) -> dict:
 def adversarial_precision(b: Bench) -> dict:
     """PGD L∞ at the transfer budget (random start from the same generator) on the first model, all images, in
     fp32 and in bf16 autocast; agreement: the adversarial images get the same fp32 prediction."""
-    from netviz.experiments.adversarial import ChannelsLast, build_attack
+    from netviz.experiments.adversarial import build_attack
     from netviz.methods.adversarial import projected_gradient
 
     s, name = b.config["adversarial"], section_models(b.config, "adversarial")[0]
-    model = ChannelsLast(b.model(name))
+    model = b.model(name)
     attack = build_attack("pgd_linf", float(s["transfer_eps"]), s, int(s["transfer_steps"]))
     seed = int(b.config["run"]["seed"])
     run = lambda: projected_gradient(model, b.images, b.labels, attack,  # noqa: E731

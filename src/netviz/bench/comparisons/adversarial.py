@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from netviz.bench.harness import Bench
 from netviz.bench.timing import Variant, Workload
-from netviz.methods.common import fast_layout
 
 
 def notebook_fooling(model, images: torch.Tensor, targets: torch.Tensor, lr: float, max_iter: int) -> torch.Tensor:
@@ -69,7 +68,7 @@ def adversarial_workloads(b: Bench) -> Iterator[Workload]:
     spec = Fooling(float(s["fooling_lr"]), b.steps(int(s["fooling_max_iter"])), float(s["fooling_kappa"]))
     models = b.models("adversarial")
     with torch.inference_mode():
-        correct = torch.stack([m(fast_layout(b.images)).argmax(1) == b.labels for m in models.values()]).all(0)
+        correct = torch.stack([m(b.images).argmax(1) == b.labels for m in models.values()]).all(0)
     transfer_idx = correct.nonzero().squeeze(1).tolist() or list(range(len(b.images)))
     xt, yt = b.images[transfer_idx], b.labels[transfer_idx]
     steps = b.steps(int(s["transfer_steps"]))

@@ -31,7 +31,7 @@ def notebook_class_visualization(model, target: int, learning_rate: float, l2_re
     for t in range(steps):
         dy, dx = torch.randint(0, max_jitter + 1, (2,), generator=generator).tolist() if max_jitter > 0 else (0, 0)
         moved = torch.roll(z, (dy, dx), dims=(2, 3)).detach().requires_grad_(True)
-        objective = model.net(moved)[0, target] - l2_reg * moved.pow(2).sum()
+        objective = model.net(moved)[0, target] - l2_reg * moved.pow(2).sum()  # the bare network, NCHW, as a notebook has it
         objective.backward()
         z = torch.roll(moved.detach() + learning_rate * moved.grad, (-dy, -dx), dims=(2, 3))
         z = torch.maximum(torch.minimum(z, high), low)

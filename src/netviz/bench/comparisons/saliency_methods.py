@@ -9,7 +9,6 @@ import torch
 
 from netviz.bench.harness import Bench
 from netviz.bench.timing import Variant, Workload
-from netviz.methods.common import fast_layout
 
 
 def notebook_attributions(model, images: torch.Tensor, targets: torch.Tensor, settings: dict,
@@ -58,7 +57,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
 
     warnings.filterwarnings("ignore", message="(Setting backward hooks on ReLU|.*did not already require gradients)")
     s, seed = b.config["saliency_methods"], int(b.config["run"]["seed"])
-    x = fast_layout(b.images)
+    x = b.images
     k = int(b.settings["map_images"]) or len(x)  # the maps cost many gradient passes per image (below): a subset is timed
     images_m = b.images[:k]
     passes = len(x) * (3 + int(s["smoothgrad_samples"]) + 2 * int(s["ig_steps"]))  # gradient passes of the six methods
