@@ -28,5 +28,5 @@ def derive(results: dict) -> dict:
         if name in views.DERIVE:
             views.DERIVE[name](metrics)
     if results.get("bench"):
-        views.DERIVE["bench"](results["bench"])
+        views.DERIVE["bench"](results["bench"], results.get("provenance"))
     return results
