@@ -43,6 +43,10 @@ def test_pgd_linf_equals_torchattacks(tiny_model, tiny_images, targeted):
 
 
 def test_pgd_l2_and_mi_fgsm_equal_torchattacks(tiny_model, tiny_images):
+    # torchattacks flattens gradients with .view, which needs them contiguous; a channels-last Classifier hands
+    # them back channels-last (its input layout), so both sides get the NCHW model here: the attacks' arithmetic
+    # is what is compared.
+    tiny_model.use_channels_last(False)
     x, y = tiny_images
     ours = projected_gradient(tiny_model, x, y, pgd(128, 32, 10, norm="l2", random_start=False)).images
     assert same(ours, torchattacks.PGDL2(tiny_model, eps=128 / 255, alpha=32 / 255, steps=10, random_start=False)(x, y)) <= 1e-5

@@ -49,7 +49,9 @@ class Classifier(nn.Module):
     Memory layout: inputs go to the network channels-last (NHWC) by default, the order convolutions run fastest on
     (oneDNN on CPU: 1.3-1.8x for SqueezeNet and EfficientNet-Lite0 here; cuDNN's tensor-core kernels on GPU).
     Values are the same; convolution results may differ in the last bits (another summation order).
-    :meth:`use_channels_last` (False) feeds contiguous NCHW instead (``run.channels_last = false``).
+    :meth:`use_channels_last` (False) feeds contiguous NCHW instead (``run.channels_last = false``). Gradients with
+    respect to the input come back in the layout the network saw (channels-last by default): code that calls
+    ``.view`` on them (torchattacks' L2 and momentum attacks) needs ``use_channels_last(False)``.
     Device and dtype: those of the parameters (float32); :meth:`to_device` moves the model.
     ``folded_batchnorms``: how many batch norms :func:`wrap` folded into their convolutions (0: none, or not asked).
     """
