@@ -80,6 +80,8 @@ def fooling_result(run: Run, part: Part, spec: Fooling) -> dict:
 
 
 def fooling_summary(run: Run, rows: list[dict], source: str, target: int) -> dict:
+    """Rates (0..1, None without images), means (sizes in levels, probabilities) and the transfer to the other
+    models of one fooling set's ``rows`` (:func:`fooling_result`) made by ``source``."""
     return {
         "n": len(rows),
         "success_float": rate(r["success_float"] for r in rows),

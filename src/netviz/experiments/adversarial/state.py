@@ -11,7 +11,7 @@ import torch
 from netviz import codecs
 from netviz.data import imagenet_categories
 from netviz.errors import NetvizError
-from netviz.experiments.adversarial.settings import read_settings
+from netviz.experiments.adversarial.settings import Settings, read_settings
 from netviz.experiments.context import Context
 from netviz.jobs import Job
 
@@ -50,10 +50,13 @@ class Part:
 
 
 class Run:
-    """State shared by the parts of the section: config, labels, clean predictions, the job runner, storage."""
+    """State shared by the parts of the section: its :class:`Settings` (``settings``, checked on construction),
+    labels ``y``, the 8-bit images ``x8`` (N×H×W×3 uint8), the clean predictions (``clean``: N×1000 probabilities
+    per model; ``correct``: N booleans), the job runner, storage and judging."""
 
     def __init__(self, ctx: Context):
-        self.ctx, self.settings = ctx, read_settings(ctx)
+        self.ctx = ctx
+        self.settings: Settings = read_settings(ctx)
         self.y = ctx.images.labels
         self.x8 = codecs.to_uint8(ctx.images.images)
         self.names = list(ctx.models())
