@@ -89,7 +89,7 @@ ADVERSARIAL = Section(
         "fooling_examples.png:*difference*": "the amplified difference of an attack that stopped a step earlier or "
                                              "later; the original and adversarial panels are graded",
     },
-    job_code=("netviz.methods.adversarial", "netviz.codecs"),
+    job_code=("netviz.experiments.adversarial.work", "netviz.methods.adversarial", "netviz.codecs"),
 )
 
 CLASSVIZ = Section(
