@@ -2,16 +2,18 @@
 equals the same settings run one by one; on the real SqueezeNet, the lab's two results (tarantula from noise,
 hay toward snail)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from netviz import metrics
-from netviz.methods.classviz import (blur_every, class_score, class_visualization, clamp_to, gradient_ascent,
-                                     jitter_shifts, pixel_range, roll, seeded_noise, squared_norm)
+from netviz.methods.classviz import (VizSettings, blur_every, class_score, class_visualization, clamp_to,
+                                     gradient_ascent, jitter_shifts, pixel_range, roll, seeded_noise, squared_norm)
 
 SIZE = 32
-TINY = dict(num_iterations=12, blur_every_steps=5, max_jitter=4, image_size=SIZE)
+TINY = VizSettings(num_iterations=12, blur_every=5, max_jitter=4, image_size=SIZE)
 
 
 def test_objective_terms_add_and_scale_per_image():
@@ -26,8 +28,8 @@ def test_objective_terms_add_and_scale_per_image():
 
 def test_objective_rises_over_the_steps(tiny_model):
     targets = torch.tensor([0, 3, 5, 9])
-    result = class_visualization(tiny_model, None, targets, seeds=[0, 1, 2, 3], learning_rate=2.0, l2_reg=1e-3,
-                                 **{**TINY, "num_iterations": 40})
+    result = class_visualization(tiny_model, None, targets, replace(TINY, learning_rate=2.0, l2_reg=1e-3, num_iterations=40),
+                                 seeds=[0, 1, 2, 3])
     history = result.objective  # steps × images
     assert history.shape == (40, 4)
     early, late = history[:5].mean(0), history[-5:].mean(0)
@@ -73,13 +75,12 @@ def test_batched_sweep_equals_one_by_one(tiny_model):
     rates = [1.0, 5.0, 25.0, 5.0, 2.0]
     lambdas = [1e-3, 1e-4, 1e-2, 1e-3, 0.0]
     seeds = [0, 0, 0, 4, 5]
-    batched = class_visualization(tiny_model, None, targets, seeds=seeds, learning_rate=rates, l2_reg=lambdas,
-                                  snapshots=[0, 6, 12], **TINY)
-    chunked = class_visualization(tiny_model, None, targets, seeds=seeds, learning_rate=rates, l2_reg=lambdas,
-                                  snapshots=[0, 6, 12], batch_size=2, **TINY)
+    sweep = replace(TINY, learning_rate=rates, l2_reg=lambdas, snapshots=[0, 6, 12])
+    batched = class_visualization(tiny_model, None, targets, sweep, seeds=seeds)
+    chunked = class_visualization(tiny_model, None, targets, replace(sweep, batch_size=2), seeds=seeds)
     for i in range(len(targets)):
-        alone = class_visualization(tiny_model, None, targets[i : i + 1], seeds=seeds[i], learning_rate=rates[i],
-                                    l2_reg=lambdas[i], snapshots=[0, 6, 12], **TINY)
+        alone = class_visualization(tiny_model, None, targets[i : i + 1],
+                                    replace(sweep, learning_rate=rates[i], l2_reg=lambdas[i]), seeds=seeds[i])
         assert torch.allclose(batched.images[i : i + 1], alone.images, atol=1e-5, rtol=0)
         for k in (0, 6, 12):
             assert torch.allclose(batched.snapshots[k][i : i + 1], alone.snapshots[k], atol=1e-5, rtol=0)
@@ -90,26 +91,27 @@ def test_batched_sweep_equals_one_by_one(tiny_model):
 
 def test_noise_and_photo_starts_in_one_batch_equal_separate_runs(tiny_model):
     photos = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
-    settings = dict(TINY, snapshots=[0, 6, 12])
-    noise = class_visualization(tiny_model, None, torch.tensor([1, 2, 3]), seeds=[0, 1, 2], learning_rate=[1.0, 2.0, 3.0],
-                                **settings)
-    started = class_visualization(tiny_model, photos, torch.tensor([4, 5]), seeds=[3, 4], learning_rate=2.0, **settings)
+    settings = replace(TINY, snapshots=[0, 6, 12])
+    noise = class_visualization(tiny_model, None, torch.tensor([1, 2, 3]), replace(settings, learning_rate=[1.0, 2.0, 3.0]),
+                                seeds=[0, 1, 2])
+    started = class_visualization(tiny_model, photos, torch.tensor([4, 5]), replace(settings, learning_rate=2.0), seeds=[3, 4])
     starts = torch.cat([torch.zeros(3, 3, SIZE, SIZE), photos])
-    both = class_visualization(tiny_model, starts, torch.tensor([1, 2, 3, 4, 5]), from_noise=[True] * 3 + [False] * 2,
-                               seeds=[0, 1, 2, 3, 4], learning_rate=[1.0, 2.0, 3.0, 2.0, 2.0], **settings)
+    both = class_visualization(tiny_model, starts, torch.tensor([1, 2, 3, 4, 5]),
+                               replace(settings, learning_rate=[1.0, 2.0, 3.0, 2.0, 2.0]),
+                               from_noise=[True] * 3 + [False] * 2, seeds=[0, 1, 2, 3, 4])
     for part, alone in ((both.rows(slice(0, 3)), noise), (both.rows(slice(3, None)), started)):
         torch.testing.assert_close(part.images, alone.images, atol=1e-5, rtol=0)
         torch.testing.assert_close(part.objective, alone.objective, atol=1e-4, rtol=1e-5)
         for k in (0, 6, 12):
             torch.testing.assert_close(part.snapshots[k], alone.snapshots[k], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="from_noise"):
-        class_visualization(tiny_model, starts, torch.tensor([1, 2, 3, 4, 5]), from_noise=[True], **TINY)
+        class_visualization(tiny_model, starts, torch.tensor([1, 2, 3, 4, 5]), TINY, from_noise=[True])
 
 
 def test_start_from_images_and_restore_model_state(tiny_model):
     images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
     tiny_model.train()
-    result = class_visualization(tiny_model, images, torch.tensor([1, 2]), snapshots=[0], **TINY)
+    result = class_visualization(tiny_model, images, torch.tensor([1, 2]), replace(TINY, snapshots=[0]))
     assert tiny_model.training  # frozen_eval restores the mode
     assert torch.allclose(result.snapshots[0], images, atol=1e-6)  # iteration 0 is the start
     assert not torch.allclose(result.images, images, atol=1e-3)
@@ -140,7 +142,7 @@ def test_squeezenet_hay_toward_snail(squeezenet, course_images):
     assert course_images.names[0] == "hay"
     hay = course_images.images[:1]
     checkpoints = list(range(10, 201, 10))
-    result = class_visualization(squeezenet, hay, torch.tensor([113]), seeds=0, snapshots=checkpoints)  # course defaults
+    result = class_visualization(squeezenet, hay, torch.tensor([113]), VizSettings(snapshots=checkpoints), seeds=0)  # course defaults
     with torch.inference_mode():
         before = squeezenet(hay).softmax(1)[0]
         along = squeezenet(torch.cat([result.snapshots[k] for k in checkpoints])).softmax(1)
