@@ -164,20 +164,20 @@ def test_bad_settings_are_named(tmp_path):
 
     from netviz.config import load_config
     from netviz.errors import NetvizError
-    from netviz.experiments.classviz import check_settings
+    from netviz.experiments.classviz import read_settings
 
     def ctx(*overrides):
         config = load_config([], list(overrides))
-        return SimpleNamespace(section=config["classviz"], images=[None] * 25)
+        return SimpleNamespace(section=config["classviz"], images=[None] * 25, model_names=["squeezenet1_1"])
 
-    settings = check_settings(ctx("classviz.snapshots=[25, 400, 0]"), ["squeezenet1_1"])
-    assert settings["snapshots"] == [0, 25, 200] and settings["sweep_models"] == ["squeezenet1_1"]
+    settings = read_settings(ctx("classviz.snapshots=[25, 400, 0]"))
+    assert settings.snapshots == [0, 25, 200] and settings.sweep_models == ["squeezenet1_1"]
     with pytest.raises(NetvizError, match="start_image = 30"):
-        check_settings(ctx("classviz.start_image=30"), ["squeezenet1_1"])
+        read_settings(ctx("classviz.start_image=30"))
     with pytest.raises(NetvizError, match=r"classviz.gallery' must be in 0..999, got 1000"):  # when the config is read
-        check_settings(ctx("classviz.gallery=[76, 1000]"), ["squeezenet1_1"])
+        read_settings(ctx("classviz.gallery=[76, 1000]"))
     with pytest.raises(NetvizError, match="vgg16"):
-        check_settings(ctx('classviz.sweep_models=["vgg16"]'), ["squeezenet1_1"])
+        read_settings(ctx('classviz.sweep_models=["vgg16"]'))
 
 
 def _run_job(model, items_pixels, **params):
