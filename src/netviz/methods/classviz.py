@@ -203,18 +203,14 @@ def _per_image(value: float | Sequence[float] | torch.Tensor, n: int, name: str)
 
 @dataclass(frozen=True)
 class VizSettings:
-    """What a class-visualization run does to each image; the defaults are the course's.
+    """What a class-visualization run does to each image; defaults are the course's (CS231n's lab: lr 25, 100 steps).
 
-    learning_rate: the step size in normalized space per unit of objective gradient, one value for every image or
-    a sequence with one per image (a sweep in one batch); default 5 (CS231n's lab: 25, with 100 steps).
-    l2_reg: λ of the ``− λ‖z‖²`` term, one value or one per image; default 1e-3.
-    num_iterations: gradient-ascent steps (>= 1); default 200.
-    blur_every: blur after steps 1, 1 + k, 1 + 2k, ... (k = blur_every; 0 never blurs); blur_sigma: its standard
-    deviation in pixels (0 never blurs); defaults 10 and 0.5.
-    max_jitter: the largest random shift in pixels (0..max_jitter per axis, per step); default 16.
-    snapshots: iterations in 0..num_iterations whose images to keep (0 = the start; others are dropped).
-    image_size: H = W of the images started from noise when no images are given; default 224.
-    batch_size: images per chunk (memory only: results are the same); None or <= 0 is one chunk.
+    learning_rate: step size in normalized space per unit of objective gradient; l2_reg: λ of the ``− λ‖z‖²`` term;
+    each one value for every image or one per image (a sweep in one batch). num_iterations: steps (>= 1).
+    blur_every: blur after steps 1, 1 + k, ... (k = blur_every); blur_sigma: its standard deviation in pixels (either
+    0: never). max_jitter: the largest random shift per axis and step, pixels. snapshots: iterations (0..num_iterations,
+    0 = the start) whose images to keep. image_size: H = W of noise starts when no images are given. batch_size:
+    images per chunk (memory only: results are the same); None or <= 0 is one chunk.
     """
 
     learning_rate: float | tuple[float, ...] = 5.0
@@ -295,14 +291,10 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
     seeds: one value for all images or one per image (N); each image's seed drives its own noise and jitter
     stream. Device follows ``images`` (or ``targets``).
     """
-    n = len(targets)
-    if images is None:  # every row starts from noise: these pixel rows are only placeholders
+    n, no_images = len(targets), images is None
+    if no_images:  # pixel rows that only hold the place of the noise starts
         images = torch.zeros(n, 3, settings.image_size, settings.image_size, device=targets.device)
-        noise_rows = torch.ones(n, dtype=torch.bool) if from_noise is None else None
-    else:
-        noise_rows = torch.zeros(n, dtype=torch.bool) if from_noise is None else None
-    if noise_rows is None:
-        noise_rows = torch.as_tensor(from_noise, dtype=torch.bool).cpu()
+    noise_rows = torch.as_tensor([no_images] * n if from_noise is None else from_noise, dtype=torch.bool).cpu()
     if len(noise_rows) != n:
         raise ValueError(f"from_noise has {len(noise_rows)} values for {n} images")
     low, high = pixel_range(model)
@@ -312,4 +304,5 @@ def class_visualization(model, images: torch.Tensor | None, targets: torch.Tenso
                        _per_image(seeds, n, "seeds").long(), _per_image(settings.learning_rate, n, "learning_rate"),
                        _per_image(settings.l2_reg, n, "l2_reg"), model=model, settings=settings,
                        transforms=transforms, progress=progress)
-    return Visualization(rows.images, dict(zip(settings.kept(), rows.snapshots.unbind(1))), rows.objective.T.contiguous())
+    snapshots = dict(zip(settings.kept(), rows.snapshots.unbind(1)))
+    return Visualization(rows.images, snapshots, rows.objective.T.contiguous())
