@@ -1,8 +1,8 @@
 """What the class-visualization text says about particular classes and photographs: data, read by
 :mod:`netviz.report.views.classviz`, so the template names no class.
 
-These are observations made by looking at the figures of the default build (SqueezeNet, seed 0); a class or
-photograph without an entry gets the generic sentence. Kept as a Python module rather than a TOML file so that the
+The phrases describe the figures of the default configuration (moved here unchanged from the template); a class
+or photograph without an entry gets the text's generic sentence. Kept as a Python module rather than a TOML file so that the
 report's cache key (the code the renderer imports) changes when they do, and so that an installed netviz has them.
 Line breaks inside a phrase are where the report's source text wraps (the report is compared byte for byte).
 """
