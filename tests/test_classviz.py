@@ -217,3 +217,50 @@ def test_score_job_gives_softmax_of_inputs_and_photographs(tiny_model):
     with torch.inference_mode():
         np.testing.assert_allclose(probs["final"], tiny_model(made).softmax(1).numpy(), atol=1e-6)
         np.testing.assert_allclose(probs["before"], tiny_model(photos).softmax(1).numpy(), atol=1e-6)
+
+
+def test_report_view_picks_what_the_text_states():
+    """The view counts, picks and compares what the template used to compute; notes come by class and image."""
+    from netviz.report.views.classviz import derive
+
+    def path(*ps, tv=0.1, hf=0.2):
+        return [{"iteration": 10 * (k + 1), "p": p, "rank": 1, "tv": tv, "hf": hf} for k, p in enumerate(ps)]
+
+    def cell(lr, l2, ps, tv, default=False):
+        return {"learning_rate": lr, "l2_reg": l2, "default": default, "by_iteration": path(*ps, tv=tv),
+                "final": {"p": {"a": ps[-1], "b": 0.01}}}
+
+    gallery = [{"class": c, "name": str(c), "p": {"a": pa, "b": pb}, "rank": {"a": ra, "b": rb}, "tv": 0.1, "hf": 0.2}
+               for c, pa, pb, ra, rb in [(76, 0.9, 0.2, 1, 1), (78, 0.8, 0.05, 1, 3), (5, 0.1, 0.3, 4, 2)]]
+    start = {"image": 0, "image_name": "hay", "target": 113, "target_name": "snail", "own_class": False,
+             "mean_abs_change": 0.2, "mean_abs_change_in_boxes": 0.3, "mean_abs_change_outside_boxes": 0.1,
+             "before": {"predicted": 7, "p_target": 0.0, "rank_target": 500, "p_target_under": {}, "predicted_under": {}},
+             "after": {"predicted": 113, "p_target": 0.9, "rank_target": 1, "tv": 0.2, "p_target_under": {"b": 0.1},
+                       "predicted_under": {"b": "x"}},
+             "by_iteration": path(0.5, 0.3, 0.9)}
+    cells = [cell(1.0, 1e-3, [0.1, 0.95], 0.05), cell(5.0, 1e-3, [0.5, 0.99], 0.2, default=True),
+             cell(25.0, 1e-3, [0.9, 0.5], 0.4), cell(5.0, 1e-2, [0.4, 0.92], 0.1)]
+    first = {"featured": {"by_iteration": path(0.6, 0.995, 0.999, tv=0.3)}, "gallery": gallery, "input_std": [0.2, 0.25, 0.2],
+             "sweeps": [{"cells": cells}], "starts": [start]}
+    other = {"featured": {"by_iteration": path(0.5, 0.6, tv=0.5)}, "gallery": gallery[:1], "input_std": [0.5, 0.5, 0.5]}
+    r = {"models": ["a", "b"], "first": "a", "target": {"index": 76, "name": "tarantula"}, "snapshots": [0, 10, 20, 30],
+         "hyperparameters": {"num_iterations": 30, "learning_rate": 5.0, "l2_reg": 1e-3},
+         "reference": {"tv_median": 0.1, "hf_median": 0.25}, "per_model": {"a": first, "b": other}}
+    derive(r)
+    assert r["others"] == ["b"] and r["iterations_shown"] == [10, 20, 30] and r["target"]["parts"]
+    assert first["featured"]["saturated_from"] == 20  # the first snapshot at p >= 0.99, before the last
+    under_a, under_b = first["gallery_under"]["a"], first["gallery_under"]["b"]
+    assert (under_a["top"], [g["class"] for g in under_a["exceptions"]], under_a["transfer"]) == (2, [5], "partial")
+    assert (under_b["top"], under_b["median_p"], under_b["transfer"]) == (1, 0.2, "weak")
+    assert len(first["gallery_described"]) == 2  # tarantula and tick have phrases, class 5 none
+    sweep = first["sweeps"][0]
+    assert sweep["default_cell"] is cells[1] and sweep["worst_cell"] is cells[2]
+    assert sweep["smoothest_confident"] is cells[0]  # p >= 0.9 and the lowest TV
+    lr, l2 = sweep["learning_rate_effect"], sweep["l2_effect"]
+    assert [c["learning_rate"] for c in lr["cells"]] == [1.0, 5.0, 25.0] and lr["sooner"] and lr["high_falls_back"]
+    assert [c["l2_reg"] for c in l2["cells"]] == [1e-3, 1e-2] and l2["smoother"] and l2["costs_score"]
+    assert sweep["table"]["header"][2:4] == ["p @10", "p @20"] and sweep["table"]["rows"][0][:2] == ["1", "0.001"]
+    assert start["on_objects"] and start["reached"] and not start["right_before"]
+    assert start["note"]["layout"] and start["note"]["becomes"] and start["levels"]["mean"] == 0.2 * 255
+    assert first["head_start"]["start"] is start and not first["head_start"]["ahead"] and first["head_start"]["dips"]
+    assert other["rougher_than_first"] and other["std_differs"] and other["std_vs_first"] == 0.5 / 0.25
