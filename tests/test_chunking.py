@@ -120,13 +120,15 @@ def test_perturbation_curves_chunked(vgg16, small_batch):
 
 
 def test_class_visualization_chunked(vgg16, small_batch):
-    from netviz.methods.classviz import class_visualization
+    from dataclasses import replace
+
+    from netviz.methods.classviz import VizSettings, class_visualization
 
     _, y = small_batch
-    settings = dict(seeds=[0, 1, 2, 3, 4], learning_rate=[1.0, 5.0, 5.0, 25.0, 5.0], num_iterations=3,
-                    blur_every_steps=2, max_jitter=4, image_size=32, snapshots=[1, 3])
-    whole = class_visualization(vgg16, None, y, **settings)
-    chunked_ = class_visualization(vgg16, None, y, batch_size=2, **settings)
+    settings = VizSettings(learning_rate=[1.0, 5.0, 5.0, 25.0, 5.0], num_iterations=3, blur_every=2, max_jitter=4,
+                           image_size=32, snapshots=[1, 3])
+    whole = class_visualization(vgg16, None, y, settings, seeds=[0, 1, 2, 3, 4])
+    chunked_ = class_visualization(vgg16, None, y, replace(settings, batch_size=2), seeds=[0, 1, 2, 3, 4])
     close(chunked_.images, whole.images)
     close(chunked_.objective, whole.objective)
     for k in (1, 3):
@@ -137,13 +139,14 @@ def test_loops_in_the_benchmark_do_the_same_math(tiny_model, tiny_images):
     """The benchmark's per-image notebook loops compute what netviz computes (so its ratios compare equal work)."""
     from netviz.bench.comparisons.classviz import notebook_class_visualization
     from netviz.bench.comparisons.saliency import notebook_saliency
-    from netviz.methods.classviz import class_visualization
+    from netviz.methods.classviz import VizSettings, class_visualization
     from netviz.methods.saliency import vanilla_gradient
 
     x, y = tiny_images
     close(notebook_saliency(tiny_model, x, y), vanilla_gradient(tiny_model, x, y))
-    ours = class_visualization(tiny_model, None, y, seeds=0, learning_rate=[1.0, 2.0, 3.0, 4.0], l2_reg=1e-3,
-                               num_iterations=4, blur_every_steps=2, max_jitter=3, image_size=32).images
+    ours = class_visualization(tiny_model, None, y, VizSettings(learning_rate=[1.0, 2.0, 3.0, 4.0], l2_reg=1e-3,
+                                                                num_iterations=4, blur_every=2, max_jitter=3, image_size=32),
+                               seeds=0).images
     loop = torch.cat([notebook_class_visualization(tiny_model, int(t), lr, 1e-3, 4, 0, image_size=32, blur_every=2,
                                                    max_jitter=3) for t, lr in zip(y, [1.0, 2.0, 3.0, 4.0])])
     close(loop, ours)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -222,15 +223,15 @@ def _sweep_no_projection(monkeypatch):
 
 
 def _classviz_patched(monkeypatch, change):
-    from netviz.experiments import classviz
+    from netviz.experiments.classviz import work
 
-    original = classviz.class_visualization
+    original = work.class_visualization
 
-    def patched(model, images, targets, **kwargs):
-        images, targets, kwargs = change(images, targets, dict(kwargs))
-        return original(model, images, targets, **kwargs)
+    def patched(model, images, targets, settings, **kwargs):
+        images, targets, settings = change(images, targets, settings)
+        return original(model, images, targets, settings, **kwargs)
 
-    monkeypatch.setattr(classviz, "class_visualization", patched)
+    monkeypatch.setattr(work, "class_visualization", patched)
 
 
 def _scaled(value, factor):
@@ -250,13 +251,13 @@ MISTAKES = {
     "fooling: target ignored": ("adversarial", "Q5", lambda mp: _fooling_patched(mp, "target ignored")),
     "sweep: no projection onto the budget": ("adversarial", "Q7", _sweep_no_projection),
     "classviz: L2 term with the wrong sign": ("classviz", "Q8", lambda mp: _classviz_patched(
-        mp, lambda i, t, k: (i, t, {**k, "l2_reg": _scaled(k.get("l2_reg", 1e-3), -1)}))),
+        mp, lambda i, t, s: (i, t, replace(s, l2_reg=_scaled(s.l2_reg, -1))))),
     "classviz: no jitter or blur": ("classviz", "Q8", lambda mp: _classviz_patched(
-        mp, lambda i, t, k: (i, t, {**k, "max_jitter": 0, "blur_every_steps": 0}))),
+        mp, lambda i, t, s: (i, t, replace(s, max_jitter=0, blur_every=0)))),
     "classviz: learning rate x10": ("classviz", "Q8", lambda mp: _classviz_patched(
-        mp, lambda i, t, k: (i, t, {**k, "learning_rate": _scaled(k.get("learning_rate", 5.0), 10)}))),
+        mp, lambda i, t, s: (i, t, replace(s, learning_rate=_scaled(s.learning_rate, 10))))),
     "classviz: class index off by one": ("classviz", "Q8", lambda mp: _classviz_patched(
-        mp, lambda i, t, k: (i, t + 1, k))),
+        mp, lambda i, t, s: (i, t + 1, s))),
 }
 
 

@@ -36,10 +36,10 @@ def test_a_wrong_precision_in_the_config_names_the_key(tmp_path):
 
 @pytest.mark.slow
 def test_class_visualization_bf16_step_is_close_and_reaches_a_similar_objective(squeezenet):
-    from netviz.methods.classviz import class_visualization
+    from netviz.methods.classviz import VizSettings, class_visualization
 
     targets = torch.tensor([76, 78, 113, 187])
-    run = lambda: class_visualization(squeezenet, None, targets, seeds=0, num_iterations=10, snapshots=[1])  # noqa: E731
+    run = lambda: class_visualization(squeezenet, None, targets, VizSettings(num_iterations=10, snapshots=[1]), seeds=0)  # noqa: E731
     fp32 = run()
     with autocast("cpu", "bf16"):
         bf16 = run()

@@ -103,7 +103,7 @@ CLASSVIZ = Section(
         "Q10": {"metrics": ["per_model.{models[0]}.starts.*"], "figures": ["{models[0]}_from_photographs.png"]},
         "Q11": {"metrics": ["per_model.{models[1]}.*"], "figures": ["{models[1]}_*.png"]},
     },
-    job_code=("netviz.methods.classviz",),
+    job_code=("netviz.experiments.classviz.work", "netviz.methods.classviz"),
 )
 
 REGISTRY: dict[str, Section] = {s.name: s for s in (SALIENCY, SALIENCY_METHODS, ADVERSARIAL, CLASSVIZ)}

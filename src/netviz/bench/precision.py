@@ -56,17 +56,17 @@ def classviz_precision(b: Bench) -> dict:
     chaotic (tiny differences grow step by step), so beside the pixel differences after one step and at the end
     it records the objective reached; same outcome: the bf16 image's final objective within 10 % of fp32's."""
     from netviz.data import class_index
-    from netviz.methods.classviz import class_visualization
+    from netviz.methods.classviz import VizSettings, class_visualization
 
     s, name = b.config["classviz"], section_models(b.config, "classviz")[0]
     model = b.model(name)
     classes = list(dict.fromkeys([class_index(s["target"]), *(class_index(c) for c in s["gallery"])]))[:4]
     targets = torch.tensor(classes, device=b.device)
     steps = min(int(b.settings["precision_steps"]), int(s["num_iterations"]))
-    run = lambda: class_visualization(model, None, targets, seeds=int(b.config["run"]["seed"]),  # noqa: E731
-                                      learning_rate=s["learning_rate"], l2_reg=s["l2_reg"], num_iterations=steps,
-                                      blur_every_steps=s["blur_every"], blur_sigma=s["blur_sigma"],
-                                      max_jitter=s["max_jitter"], image_size=int(b.images.shape[-1]), snapshots=[1])
+    settings = VizSettings(learning_rate=s["learning_rate"], l2_reg=s["l2_reg"], num_iterations=steps,
+                           blur_every=s["blur_every"], blur_sigma=s["blur_sigma"], max_jitter=s["max_jitter"],
+                           image_size=int(b.images.shape[-1]), snapshots=[1])
+    run = lambda: class_visualization(model, None, targets, settings, seeds=int(b.config["run"]["seed"]))  # noqa: E731
     fp32, bf16, times = _both_precisions(run, b.device)
     final32, final16 = fp32.objective[-1], bf16.objective[-1]
     row = _precision_row("classviz", "class visualization", name, f"{len(classes)} images × {steps} steps", model,

@@ -24,12 +24,12 @@ one, and a whole hyperparameter grid is a single batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from netviz.methods.common import frozen_eval, gather_scores
+from netviz.methods.common import chunked, frozen_eval, gather_scores
 
 Transform = Callable[[torch.Tensor, int], torch.Tensor]
 """An image transform applied after each step: ``(z N×3×H×W normalized, step index t from 0) -> z``."""
@@ -201,70 +201,108 @@ def _per_image(value: float | Sequence[float] | torch.Tensor, n: int, name: str)
     return tensor
 
 
-def _starts(model, images: torch.Tensor | None, noise_rows: torch.Tensor, seeds: Sequence[int],
-            shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[torch.Generator]]:
-    """Normalized starting images N×C×H×W (shape C×H×W) and one generator per row, seeded by ``seeds``: rows
-    marked in ``noise_rows`` start from :func:`seeded_noise` and their generators go on to draw the jitter, as the
-    lab's noise start does; the other rows start from ``images`` (pixel space), with fresh generators."""
+@dataclass(frozen=True)
+class VizSettings:
+    """What a class-visualization run does to each image; defaults are the course's (CS231n's lab: lr 25, 100 steps).
+
+    learning_rate: step size in normalized space per unit of objective gradient; l2_reg: λ of the ``− λ‖z‖²`` term;
+    each one value for every image or one per image (a sweep in one batch). num_iterations: steps (>= 1).
+    blur_every: blur after steps 1, 1 + k, ... (k = blur_every); blur_sigma: its standard deviation in pixels (either
+    0: never). max_jitter: the largest random shift per axis and step, pixels. snapshots: iterations (0..num_iterations,
+    0 = the start) whose images to keep. image_size: H = W of noise starts when no images are given. batch_size:
+    images per chunk (memory only: results are the same); None or <= 0 is one chunk.
+    """
+
+    learning_rate: float | tuple[float, ...] = 5.0
+    l2_reg: float | tuple[float, ...] = 1e-3
+    num_iterations: int = 200
+    blur_every: int = 10
+    blur_sigma: float = 0.5
+    max_jitter: int = 16
+    snapshots: tuple[int, ...] = ()
+    image_size: int = 224
+    batch_size: int | None = None
+
+    def __post_init__(self):  # sequences become tuples, so that a settings value is immutable and hashable
+        for name in ("learning_rate", "l2_reg", "snapshots"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)):
+                object.__setattr__(self, name, tuple(value))
+
+    def kept(self) -> list[int]:
+        """The snapshot iterations that exist (0..num_iterations), sorted, each once."""
+        return sorted({int(s) for s in self.snapshots if 0 <= int(s) <= self.num_iterations})
+
+
+def _starts(model, images: torch.Tensor, noise_rows: torch.Tensor,
+            seeds: Sequence[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """Normalized starting images N×C×H×W and one generator per row, seeded by ``seeds``: rows marked in
+    ``noise_rows`` start from :func:`seeded_noise` and their generators go on to draw the jitter, as the lab's
+    noise start does; the other rows start from ``images`` (pixel space), with fresh generators."""
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    z = torch.empty((len(seeds), *shape), device=device) if images is None else model.normalize(images)
+    z = model.normalize(images)
     rows = noise_rows.nonzero().flatten().tolist()
     if rows:
-        noise, noise_generators = seeded_noise([seeds[r] for r in rows], shape)
+        noise, noise_generators = seeded_noise([seeds[r] for r in rows], tuple(images.shape[1:]))
         z[rows] = noise.to(z)
         for r, generator in zip(rows, noise_generators):
             generators[r] = generator
     return z, generators
 
 
-def class_visualization(model, images: torch.Tensor | None, targets: torch.Tensor, *,
+class _Rows(NamedTuple):
+    """One chunk's result, rows first so that :func:`~netviz.methods.common.chunked` joins chunks along dim 0:
+    images N×3×H×W, snapshots N×S×3×H×W (pixel space, the kept iterations in order), objective N×T."""
+
+    images: torch.Tensor
+    snapshots: torch.Tensor
+    objective: torch.Tensor
+
+
+def _visualize_rows(images: torch.Tensor, targets: torch.Tensor, noise_rows: torch.Tensor, seeds: torch.Tensor,
+                    rates: torch.Tensor, lambdas: torch.Tensor, *, model, settings: VizSettings,
+                    transforms: Sequence[Transform], progress: Progress | None) -> _Rows:
+    """The ascent of one chunk of rows (arguments as in :func:`class_visualization`, one row each)."""
+    device = images.device
+    z, generators = _starts(model, images, noise_rows, seeds.tolist())
+    objective = class_score(targets.to(device)) - lambdas.to(device) * squared_norm()
+    kept = settings.kept()
+    result = gradient_ascent(model.forward_normalized, z, objective, rates.to(device), settings.num_iterations,
+                             transforms, generators, settings.max_jitter, kept, progress)
+    final = model.denormalize(result.z)
+    snapshots = [model.denormalize(result.snapshots[k]) for k in kept]
+    stacked = torch.stack(snapshots, 1) if snapshots else final.new_empty(len(final), 0, *final.shape[1:])
+    return _Rows(final, stacked, result.objective.T)
+
+
+def class_visualization(model, images: torch.Tensor | None, targets: torch.Tensor,
+                        settings: VizSettings = VizSettings(), *,
                         from_noise: torch.Tensor | Sequence[bool] | None = None,
                         seeds: int | Sequence[int] | torch.Tensor = 0,
-                        learning_rate: float | Sequence[float] | torch.Tensor = 5.0,
-                        l2_reg: float | Sequence[float] | torch.Tensor = 1e-3,
-                        num_iterations: int = 200, blur_every_steps: int = 10, blur_sigma: float = 0.5,
-                        max_jitter: int = 16, snapshots: Sequence[int] = (),
-                        image_size: int = 224, batch_size: int | None = None,
                         progress: Progress | None = None) -> Visualization:
     """Images that ``model`` scores highly as ``targets``: the lab's class visualization, batched.
 
     model: a :class:`~netviz.models.Classifier` (uses ``.forward_normalized``, ``.normalize``, ``.denormalize``).
     images: N×3×H×W start in pixel space [0, 1], or None to start from seeded standard normal noise in normalized
-    space (the lab's start; N = len(targets), H = W = ``image_size``). targets: N class indices.
+    space (the lab's start; N = len(targets), H = W = ``settings.image_size``). targets: N class indices.
+    settings: the run (:class:`VizSettings`: steps, learning rates and λ, blur, jitter, snapshots, chunk size).
     from_noise: N booleans, rows that start from seeded noise although ``images`` is given (their image rows are
     ignored): noise and photo starts then share one batch. None: every row starts from noise iff ``images`` is None.
-    seeds, learning_rate, l2_reg: one value for all images or one per image (N). Each image's seed drives its own
-    noise and jitter stream. Defaults are the course's (λ 1e-3, lr 5, 200 steps, blur σ 0.5 every 10, jitter 16);
-    CS231n's are lr 25 and 100 steps. snapshots: iterations (0..num_iterations) whose images to keep.
-    batch_size: images per chunk (memory only: results are the same). Device follows ``images`` (or ``targets``).
+    seeds: one value for all images or one per image (N); each image's seed drives its own noise and jitter
+    stream. Device follows ``images`` (or ``targets``).
     """
-    n = len(targets)
-    device = images.device if images is not None else targets.device
-    seeds_t = _per_image(seeds, n, "seeds").long()
-    rates, lambdas = _per_image(learning_rate, n, "learning_rate"), _per_image(l2_reg, n, "l2_reg")
-    wanted = sorted({int(s) for s in snapshots if 0 <= int(s) <= num_iterations})
-    if from_noise is None:
-        noise_rows = torch.full((n,), images is None, dtype=torch.bool)
-    else:
-        noise_rows = torch.as_tensor(from_noise, dtype=torch.bool).cpu()
+    n, no_images = len(targets), images is None
+    if no_images:  # pixel rows that only hold the place of the noise starts
+        images = torch.zeros(n, 3, settings.image_size, settings.image_size, device=targets.device)
+    noise_rows = torch.as_tensor([no_images] * n if from_noise is None else from_noise, dtype=torch.bool).cpu()
     if len(noise_rows) != n:
         raise ValueError(f"from_noise has {len(noise_rows)} values for {n} images")
     low, high = pixel_range(model)
-    transforms = [clamp_to(low, high), blur_every(blur_every_steps, blur_sigma)]
-    chunk = batch_size if batch_size and batch_size > 0 else n
-    finals, kept, histories = [], {k: [] for k in wanted}, []
+    transforms = [clamp_to(low, high), blur_every(settings.blur_every, settings.blur_sigma)]
     with frozen_eval(model):
-        for start in range(0, n, chunk):
-            part = slice(start, min(start + chunk, n))
-            shape = (3, image_size, image_size) if images is None else tuple(images.shape[1:])
-            z, generators = _starts(model, None if images is None else images[part], noise_rows[part],
-                                    seeds_t[part].tolist(), shape, device)
-            y = targets[part].to(device)
-            objective = class_score(y) - lambdas[part].to(device) * squared_norm()
-            result = gradient_ascent(model.forward_normalized, z, objective, rates[part].to(device), num_iterations, transforms,
-                                     generators, max_jitter, wanted, progress)
-            finals.append(model.denormalize(result.z))
-            for k in wanted:
-                kept[k].append(model.denormalize(result.snapshots[k]))
-            histories.append(result.objective)
-    return Visualization(torch.cat(finals), {k: torch.cat(v) for k, v in kept.items()}, torch.cat(histories, dim=1))
+        rows = chunked(_visualize_rows, settings.batch_size, images, targets, noise_rows,
+                       _per_image(seeds, n, "seeds").long(), _per_image(settings.learning_rate, n, "learning_rate"),
+                       _per_image(settings.l2_reg, n, "l2_reg"), model=model, settings=settings,
+                       transforms=transforms, progress=progress)
+    snapshots = dict(zip(settings.kept(), rows.snapshots.unbind(1)))
+    return Visualization(rows.images, snapshots, rows.objective.T.contiguous())
