@@ -477,6 +477,7 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
     from netviz.config import load_config
     from netviz.data import ImageSet
     from netviz.experiments import saliency_methods
+    from netviz.report.derived import derive
     from netviz.report.formats import HtmlFormat, TexFormat
     from netviz.report.render import environment
 
@@ -490,6 +491,7 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
     ctx, _ = section_context(tmp_path, config, images, tiny_model, tmp_path / "figures" / "saliency_methods",
                              "figures/saliency_methods")
     results = json.loads(json.dumps(saliency_methods.run(ctx)))
+    derive({"sections": {"saliency_methods": results}})  # what the text states beside the stored results, as a report adds
     for fmt in (HtmlFormat(tmp_path), TexFormat(tmp_path)):
         text = environment(fmt).get_template("sections/saliency_methods.j2").render(S={"saliency_methods": results})
         assert "Guided Backprop" in text and "tiny2" in text
