@@ -576,3 +576,22 @@ def test_perturbation_curve_without_inner_fractions_is_empty():
     out = perturbation_curve(KeptPixels([0]), images, torch.zeros_like(images), ranks, torch.tensor([0, 0]), [],
                              "deletion")
     assert out.shape == (2, 0)
+
+
+@pytest.mark.parametrize("override, key", [
+    ('saliency_methods.perturbation_spacing="cubic"', "perturbation_spacing"),
+    ('saliency_methods.target="random"', "target"),
+    ('saliency_methods.insertion_substrate="white"', "insertion_substrate"),
+    ("saliency_methods.randomization_fractions=[1.0, 0.25]", "randomization_fractions"),
+])
+def test_read_settings_names_the_bad_key(override, key):
+    from types import SimpleNamespace
+
+    from netviz.config import load_config
+    from netviz.errors import NetvizError
+    from netviz.experiments.saliency_methods import read_settings
+
+    good = read_settings(SimpleNamespace(section=load_config()["saliency_methods"]))
+    assert good.fractions[0] == 0 and good.fractions[-1] == 1 and len(good.fractions) == good.perturbation_steps + 1
+    with pytest.raises(NetvizError, match=f"saliency_methods.{key} must"):
+        read_settings(SimpleNamespace(section=load_config(overrides=[override])["saliency_methods"]))
