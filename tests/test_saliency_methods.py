@@ -477,6 +477,7 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
     from netviz.config import load_config
     from netviz.data import ImageSet
     from netviz.experiments import saliency_methods
+    from netviz.report.derived import derive
     from netviz.report.formats import HtmlFormat, TexFormat
     from netviz.report.render import environment
 
@@ -490,6 +491,7 @@ def test_section_renders_in_both_formats(tmp_path, tiny_model, with_boxes):
     ctx, _ = section_context(tmp_path, config, images, tiny_model, tmp_path / "figures" / "saliency_methods",
                              "figures/saliency_methods")
     results = json.loads(json.dumps(saliency_methods.run(ctx)))
+    derive({"sections": {"saliency_methods": results}})  # what the text states beside the stored results, as a report adds
     for fmt in (HtmlFormat(tmp_path), TexFormat(tmp_path)):
         text = environment(fmt).get_template("sections/saliency_methods.j2").render(S={"saliency_methods": results})
         assert "Guided Backprop" in text and "tiny2" in text
@@ -574,3 +576,22 @@ def test_perturbation_curve_without_inner_fractions_is_empty():
     out = perturbation_curve(KeptPixels([0]), images, torch.zeros_like(images), ranks, torch.tensor([0, 0]), [],
                              "deletion")
     assert out.shape == (2, 0)
+
+
+@pytest.mark.parametrize("override, key", [
+    ('saliency_methods.perturbation_spacing="cubic"', "perturbation_spacing"),
+    ('saliency_methods.target="random"', "target"),
+    ('saliency_methods.insertion_substrate="white"', "insertion_substrate"),
+    ("saliency_methods.randomization_fractions=[1.0, 0.25]", "randomization_fractions"),
+])
+def test_read_settings_names_the_bad_key(override, key):
+    from types import SimpleNamespace
+
+    from netviz.config import load_config
+    from netviz.errors import NetvizError
+    from netviz.experiments.saliency_methods import read_settings
+
+    good = read_settings(SimpleNamespace(section=load_config()["saliency_methods"]))
+    assert good.fractions[0] == 0 and good.fractions[-1] == 1 and len(good.fractions) == good.perturbation_steps + 1
+    with pytest.raises(NetvizError, match=f"saliency_methods.{key} must"):
+        read_settings(SimpleNamespace(section=load_config(overrides=[override])["saliency_methods"]))

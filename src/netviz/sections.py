@@ -47,8 +47,8 @@ SALIENCY = Section(
 SALIENCY_METHODS = Section(
     "saliency_methods", "Beyond the gradient: stronger methods, measured", parent="saliency",
     questions={"Q2": {"metrics": ["*"], "figures": ["*.png"]}},
-    job_code=("netviz.methods.attribution", "netviz.methods.baselines", "netviz.methods.perturbation",
-              "netviz.methods.randomization", "netviz.methods.common", "netviz.metrics"),
+    job_code=("netviz.experiments.saliency_methods.work", "netviz.methods.attribution", "netviz.methods.baselines",
+              "netviz.methods.perturbation", "netviz.methods.randomization", "netviz.methods.common", "netviz.metrics"),
 )
 
 # The lab's attack stops at the first step past the decision boundary, so a difference in float rounding (another

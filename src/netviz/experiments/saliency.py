@@ -2,23 +2,65 @@
 
 Writes per model: the maps (``maps_<model>.npz``, N×224×224 float32), accuracy, the pointing game per image
 beside the center-point baseline, and two figures (the lab's first-N layout and all images with boxes).
+
+The module reads in the order of a run: settings, the jobs and their pure ``compute``, scores (per-image rows,
+summaries and claims), figures, and ``run``, which strings them together.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from netviz import claims, metrics, plots, tables
 from netviz.tables import mean, rate
-from netviz.data import imagenet_categories
+from netviz.data import ImageSet, imagenet_categories
 from netviz.experiments.context import Context
 from netviz.jobs import Batch, Job
 from netviz.methods.saliency import vanilla_gradient
+from netviz.models import LoadedModel
 
 
 MAX_DRAWN = 100  # the figure of all images draws at most this many (the first ones); every image is scored
 
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run of the section is. num_shown: images (the first N, >= 1) in the lab's figure. tolerance_px: the
+    pointing game's tolerance around a box (px, >= 0). shard_size: ``run.shard_size``, images per job (0 = one
+    job for all images)."""
+
+    num_shown: int
+    tolerance_px: float
+    shard_size: int
+
+
+def read_settings(ctx: Context) -> Settings:
+    """The section's settings. Their ranges are checked when the config is loaded (:data:`netviz.config.CONSTRAINTS`);
+    no value of this section depends on anything else."""
+    return Settings(num_shown=int(ctx.section["num_shown"]), tolerance_px=float(ctx.section["tolerance_px"]),
+                    shard_size=int(ctx.config["run"].get("shard_size", 0)))
+
+
+# --- jobs: the model work (pure: no files) ---------------------------------------------------------------------
+
+def compute(job: Job, model, batch: Batch) -> dict:
+    """One job: softmax probabilities (K×1000 float32) and gradient maps (K×224×224 float32, ≥ 0) of the job's
+    images, for their true labels."""
+    labels = batch.labels.to(batch.device)
+    return {"probs": model.predict(batch.pixels, job["batch_size"]).cpu().numpy(),
+            "maps": vanilla_gradient(model, batch.pixels, labels, batch_size=job["batch_size"]).cpu().numpy()}
+
+
+def jobs(ctx: Context) -> list[Job]:
+    """The section's work: one gradient job per (model, shard of ``run.shard_size`` images)."""
+    return [Job.make("saliency", "gradient", name, shard, batch_size=ctx.batch_size_for(loaded.model), seed=ctx.seed)
+            for name, loaded in ctx.models().items() for shard in ctx.shards()]
+
+
+# --- scores ----------------------------------------------------------------------------------------------------
 
 def image_rows(maps: np.ndarray, probs: torch.Tensor, labels: torch.Tensor, boxes: list, tolerance: float) -> list[dict]:
     """One record per image: prediction, pointing game (``None`` where the image has no boxes) and the
@@ -97,75 +139,80 @@ def pair_claims(first: str, second: str, models: dict, maps: dict, tolerance: fl
     return decided, agreement
 
 
-def compute(job: Job, model, batch: Batch) -> dict:
-    """One job: softmax probabilities (K×1000 float32) and gradient maps (K×224×224 float32, ≥ 0) of the job's
-    images, for their true labels."""
-    labels = batch.labels.to(batch.device)
-    return {"probs": model.predict(batch.pixels, job["batch_size"]).cpu().numpy(),
-            "maps": vanilla_gradient(model, batch.pixels, labels, batch_size=job["batch_size"]).cpu().numpy()}
+def model_summary(loaded: LoadedModel, rows: list[dict], jobs_run: int) -> dict:
+    """One model's entry of metrics.json from its per-image rows (its figures are added by the caller)."""
+    return {
+        "weights_sha256": loaded.weights_sha256,
+        "n": len(rows),
+        "top1": sum(r["correct"] for r in rows),
+        "top5": sum(r["in_top5"] for r in rows),
+        "scored": sum(r["hit"] is not None for r in rows),
+        "top1_ci": tables.rate_interval([r["correct"] for r in rows])["ci"],
+        "hit_rate": rate(r["hit"] for r in rows),
+        "hit_rate_ci": tables.rate_interval([r["hit"] for r in rows])["ci"],
+        "center_hit_rate": rate(r["center_hit"] for r in rows),
+        "mean_box_fraction": mean(r["box_fraction"] for r in rows),
+        "mean_top1pct_mass": mean(r["top1pct_mass"] for r in rows),
+        "per_image": rows,
+        "drawn": min(len(rows), MAX_DRAWN),
+        "jobs": jobs_run,
+    }
 
 
-def jobs(ctx: Context) -> list[Job]:
-    """The section's work: one gradient job per (model, shard of ``run.shard_size`` images)."""
-    return [Job.make("saliency", "gradient", name, shard, batch_size=ctx.batch_size_for(loaded.model), seed=ctx.seed)
-            for name, loaded in ctx.models().items() for shard in ctx.shards()]
+# --- figures ----------------------------------------------------------------------------------------------------
+
+def model_figures(ctx: Context, settings: Settings, name: str, maps: np.ndarray, rows: list[dict]) -> dict[str, str]:
+    """The lab's figure (the first ``num_shown`` images) and the figure of all images (at most :data:`MAX_DRAWN`)
+    with their brightest points and boxes, of one model's N×H×W maps."""
+    images = ctx.images
+    shown = min(settings.num_shown, len(images))
+    drawn = min(len(images), MAX_DRAWN)
+    first = ctx.save_figure(plots.images_over_maps(images.pixels(range(shown)), maps[:shown], images.names[:shown]),
+                            f"saliency_{name}_first{shown}.png")
+    every = ctx.save_figure(
+        plots.images_over_maps(images.pixels(range(drawn)), maps[:drawn], images.names[:drawn],
+                               points=[r["point"] for r in rows[:drawn]], hits=[r["hit"] for r in rows[:drawn]],
+                               boxes=images.boxes[:drawn], columns=9 if drawn > 10 else None),
+        f"saliency_{name}_all.png")
+    return {"first": first, "all": every}
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+def section_header(images: ImageSet, settings: Settings) -> dict:
+    """The model-independent part of metrics.json: the images, settings, and room for models and claims."""
+    return {
+        "images": [{"id": i, "label": int(label), "name": name, "title": image_title(k, i, name)}
+                   for k, (i, name, label) in enumerate(zip(images.ids, images.names, images.labels))],
+        "tolerance_px": settings.tolerance_px, "num_shown": min(settings.num_shown, len(images)), "models": {},
+        "shard_size": settings.shard_size or len(images), "claims": {},
+    }
 
 
 def run(ctx: Context) -> dict:
-    images = ctx.images
-    shown = min(int(ctx.section["num_shown"]), len(images))
-    drawn = min(len(images), MAX_DRAWN)  # images in the figure of "all" images
-    tolerance = float(ctx.section["tolerance_px"])
-    results: dict = {
-        "images": [{"id": i, "label": int(label), "name": name, "title": image_title(k, i, name)}
-                   for k, (i, name, label) in enumerate(zip(images.ids, images.names, images.labels))],
-        "tolerance_px": tolerance, "num_shown": shown, "models": {},
-        "shard_size": int(ctx.config["run"].get("shard_size", 0)) or len(images),
-    }
-    all_maps: dict[str, np.ndarray] = {}
-    results["claims"] = {}
-    loaded_models = ctx.models()
+    """The section: its jobs, then per model the maps file, per-image table, summary and figures; then the claims
+    about the first model and, with two models, the comparison of the second with the first."""
+    settings, images = read_settings(ctx), ctx.images
+    results = section_header(images, settings)
     work = jobs(ctx)
     done = dict(zip(work, ctx.jobs(work)))
-    for name, loaded in loaded_models.items():
+    all_maps: dict[str, np.ndarray] = {}
+    for name, loaded in ctx.models().items():
         parts = [result for job, result in done.items() if job.model == name]
         probs = torch.from_numpy(np.concatenate([p["probs"] for p in parts]))
-        maps = np.concatenate([p["maps"] for p in parts])
+        maps = all_maps[name] = np.concatenate([p["maps"] for p in parts])
         np.savez_compressed(ctx.results_dir / f"maps_{name}.npz", maps=maps.astype(np.float32))
-        all_maps[name] = maps
-        rows = image_rows(maps, probs, images.labels, images.boxes, tolerance)
-        first = ctx.save_figure(plots.images_over_maps(images.pixels(range(shown)), maps[:shown], images.names[:shown]),
-                                f"saliency_{name}_first{shown}.png")
-        every = ctx.save_figure(
-            plots.images_over_maps(images.pixels(range(drawn)), maps[:drawn], images.names[:drawn],
-                                   points=[r["point"] for r in rows[:drawn]], hits=[r["hit"] for r in rows[:drawn]],
-                                   boxes=images.boxes[:drawn], columns=9 if drawn > 10 else None),
-            f"saliency_{name}_all.png")
+        rows = image_rows(maps, probs, images.labels, images.boxes, settings.tolerance_px)
         tables.write_table(rows, ctx.results_dir / f"per_image_{name}")
-        summary = {
-            "weights_sha256": loaded.weights_sha256,
-            "n": len(images),
-            "top1": sum(r["correct"] for r in rows),
-            "top5": sum(r["in_top5"] for r in rows),
-            "scored": sum(r["hit"] is not None for r in rows),
-            "top1_ci": tables.rate_interval([r["correct"] for r in rows])["ci"],
-            "hit_rate": rate(r["hit"] for r in rows),
-            "hit_rate_ci": tables.rate_interval([r["hit"] for r in rows])["ci"],
-            "center_hit_rate": rate(r["center_hit"] for r in rows),
-            "mean_box_fraction": mean(r["box_fraction"] for r in rows),
-            "mean_top1pct_mass": mean(r["top1pct_mass"] for r in rows),
-            "per_image": rows,
-            "drawn": drawn,
-            "jobs": len(parts),
-            "figures": {"first": first, "all": every},
-        }
-        results["models"][name] = summary
+        summary = results["models"][name] = model_summary(loaded, rows, len(parts))
+        summary["figures"] = model_figures(ctx, settings, name, maps, rows)
         if len(results["models"]) == 1:
             results["claims"].update(first_model_claims(name, summary))
         ctx.log(f"{name}: top-1 {summary['top1']}/{len(images)}, pointing game {summary['hit_rate']} "
                 f"(center baseline {summary['center_hit_rate']})")
     names = list(results["models"])
     if len(names) > 1:
-        decided, results["agreement"] = pair_claims(names[0], names[1], results["models"], all_maps, tolerance, ctx.seed)
+        decided, results["agreement"] = pair_claims(names[0], names[1], results["models"], all_maps,
+                                                    settings.tolerance_px, ctx.seed)
         results["claims"].update(decided)
     return results

@@ -7,5 +7,8 @@ calls the view of every section that has one (and ``bench`` for the speed append
 """
 
 from netviz.report.views import adversarial, bench, classviz
+from netviz.report.views import saliency, saliency_methods
 
 DERIVE = {"adversarial": adversarial.derive, "classviz": classviz.derive, "bench": bench.derive}
+DERIVE["saliency"] = saliency.derive
+DERIVE["saliency_methods"] = saliency_methods.derive
