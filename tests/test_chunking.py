@@ -164,6 +164,13 @@ def test_attacks_chunked(vgg16, small_batch):
         assert torch.equal(chunked_.steps, whole.steps), attack
     spec = Fooling(lr=1.0, max_iter=3)
     targets = torch.full((len(x),), 6)
-    chunked_, whole = fooling_image(vgg16, x, targets, spec, batch_size=2), fooling_image(vgg16, x, targets, spec)
+    # Channels-last, oneDNN picks other convolution kernels for 2 and 5 images, and the fooling step (the gradient
+    # scaled to unit L2 norm) amplifies their rounding on a random VGG16 to 4e-4 after 3 steps. What is tested here
+    # is that chunks are independent rows, so this part runs NCHW, where the kernels differ less (2e-7).
+    vgg16.use_channels_last(False)
+    try:
+        chunked_, whole = fooling_image(vgg16, x, targets, spec, batch_size=2), fooling_image(vgg16, x, targets, spec)
+    finally:
+        vgg16.use_channels_last(True)
     close(chunked_.images, whole.images)
     assert torch.equal(chunked_.steps, whole.steps)
