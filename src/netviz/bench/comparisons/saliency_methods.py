@@ -9,6 +9,7 @@ import torch
 
 from netviz.bench.harness import Bench
 from netviz.bench.timing import Variant, Workload
+from netviz.experiments.saliency_methods.settings import fractions_for
 
 
 def notebook_attributions(model, images: torch.Tensor, targets: torch.Tensor, settings: dict,
@@ -62,8 +63,7 @@ def saliency_methods_workloads(b: Bench) -> Iterator[Workload]:
     images_m = b.images[:k]
     passes = len(x) * (3 + int(s["smoothgrad_samples"]) + 2 * int(s["ig_steps"]))  # gradient passes of the six methods
     steps = int(s["perturbation_steps"])
-    power = {"uniform": 1, "quadratic": 2}[s["perturbation_spacing"]]
-    fractions = [(k / steps) ** power for k in range(1, steps)]
+    fractions = fractions_for(steps, s["perturbation_spacing"])[1:-1]  # the loop re-scores only the inner steps
     for name, model in b.models("saliency_methods").items():
         plain = b.plain(name)
         size = b.batch_size("saliency_methods", model)
