@@ -1,7 +1,7 @@
 """Object annotations of an image folder as users have them: ``labels.json`` / ``labels.csv``, ImageNet validation
 boxes, Kaggle's ``LOC_val_solution.csv`` and Pascal VOC XML (:mod:`netviz.imagenet_folder` writes such a folder).
 
-:func:`read_annotations` (used by :func:`netviz.data.load_image_folder`) reads ``--images DIR`` by the first of
+:func:`read_annotations` (used by :func:`netviz.data.folder.load_image_folder`) reads ``--images DIR`` by the first of
 these that ``DIR`` holds:
 
 1. ``labels.json``, 2. ``labels.csv`` (:func:`read_labels`);
@@ -33,7 +33,7 @@ from xml.etree import ElementTree  # expat >= 2.4 refuses entity expansion attac
 
 import numpy as np
 
-from netviz.data import IMAGE_SUFFIXES, class_index
+from netviz.data.images import IMAGE_SUFFIXES, class_index
 from netviz.errors import NetvizError
 
 LOC_CSV = "LOC_val_solution.csv"
