@@ -34,17 +34,19 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def course_images():
     """The course's 25 images as netviz finds them (embedded, or $NETVIZ_DATA_DIR's copy)."""
+    from netviz.config import resolve_data_dir
     from netviz.data import load_course_images
 
-    return load_course_images()
+    return load_course_images(resolve_data_dir({"data_dir": ""}))
 
 
 @pytest.fixture(scope="session")
 def squeezenet():
     """The real ImageNet SqueezeNet 1.1 (a Classifier on pixel-space input), on CPU, as netviz finds it."""
+    from netviz.config import resolve_data_dir
     from netviz.models import load_model
 
-    return load_model("squeezenet1_1", {}).model
+    return load_model("squeezenet1_1", {}, resolve_data_dir({"data_dir": ""})).model
 
 
 class TinyNet(nn.Module):

@@ -14,6 +14,7 @@ from PIL import Image
 from scipy import stats
 
 from netviz import annotations, claims, data, imagenet_folder, tables
+from netviz.config import NO_DATA_DIR
 from netviz.errors import NetvizError
 
 
@@ -97,13 +98,13 @@ def test_labels_file_keeps_priority_and_the_fingerprint_covers_the_annotations(t
     make_image(tmp_path / "a.png", 224, 224)
     (tmp_path / "a.xml").write_text(xml([("n01440764", (0, 0, 10, 10))]))
     run = {"images": str(tmp_path)}
-    before = data.data_fingerprint(run)
+    before = data.data_fingerprint(run, NO_DATA_DIR)
     assert set(before["files"]) == {"a.xml", "a.png"} and before["images"] == 1
     (tmp_path / "a.xml").write_text(xml([("n01440764", (0, 0, 20, 10))]))
-    assert data.data_fingerprint(run)["sha256"] != before["sha256"], "a changed box changes the data key"
+    assert data.data_fingerprint(run, NO_DATA_DIR)["sha256"] != before["sha256"], "a changed box changes the data key"
     (tmp_path / "labels.json").write_text(json.dumps({"a.png": "quail"}))
     assert data.load_image_folder(tmp_path).names == ["quail"]
-    assert set(data.data_fingerprint(run)["files"]) == {"labels.json", "a.png"}
+    assert set(data.data_fingerprint(run, NO_DATA_DIR)["files"]) == {"labels.json", "a.png"}
 
 
 def _flat(tmp_path, text, name="a.xml"):
@@ -149,7 +150,7 @@ BAD = [
 @pytest.mark.parametrize("setup, says", [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_annotations_are_one_line_errors(tmp_path, setup, says):
     setup(tmp_path)
-    for read in (data.load_image_folder, lambda folder: data.data_fingerprint({"images": str(folder)})):
+    for read in (data.load_image_folder, lambda folder: data.data_fingerprint({"images": str(folder)}, NO_DATA_DIR)):
         if read is not data.load_image_folder and says.startswith(("outside", "<size>")):
             continue  # box against image size: checked when the folder is loaded, from the image's header
         with pytest.raises(NetvizError) as caught:
@@ -176,7 +177,8 @@ def test_written_imagenet_folder_reads_back(tmp_path, course_images):
     cropped = images.pixels(range(2 * n, 4 * n))
     assert cropped.shape == (2 * n, 3, 224, 224) and all(images.boxes[2 * n :])
     again = imagenet_folder.write_imagenet_folder(course_images, tmp_path / "again", copies=4)
-    assert data.data_fingerprint({"images": str(again)})["files"] == data.data_fingerprint({"images": str(folder)})["files"]
+    assert (data.data_fingerprint({"images": str(again)}, NO_DATA_DIR)["files"]
+            == data.data_fingerprint({"images": str(folder)}, NO_DATA_DIR)["files"])
 
 
 @pytest.mark.parametrize("parquet", [True, False])

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from netviz import assets, data, models
+from netviz.config import resolve_data_dir
+from netviz.data import course
 from netviz.errors import NetvizError
 from netviz.store import hash_file
 
@@ -40,9 +42,10 @@ def test_embedded_files_are_found_without_any_setting(no_data_dir):
 def test_a_data_dir_copy_overrides_the_embedded_one(tmp_path, monkeypatch):
     shutil.copy(assets.COURSE_NPZ.path, tmp_path / data.COURSE_NPZ)
     monkeypatch.setenv("NETVIZ_DATA_DIR", str(tmp_path))
-    assert data.course_npz().path == tmp_path / data.COURSE_NPZ
-    assert data.course_npz().source == "data directory ($NETVIZ_DATA_DIR): imagenet_val_25.npz"
-    assert models.resolve_weights("squeezenet1_1", {}).source.startswith("embedded:"), "weights not in that dir"
+    chosen = resolve_data_dir({"data_dir": ""})
+    assert data.course_npz(chosen).path == tmp_path / data.COURSE_NPZ
+    assert data.course_npz(chosen).source == "data directory ($NETVIZ_DATA_DIR): imagenet_val_25.npz"
+    assert models.resolve_weights("squeezenet1_1", {}, chosen).source.startswith("embedded:"), "weights not in that dir"
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ def tampered(tmp_path, monkeypatch, no_data_dir):
 
 def test_a_tampered_embedded_file_is_refused_in_one_line(tampered, monkeypatch):
     loads = []
-    monkeypatch.setattr(data.np, "load", lambda *a, **k: loads.append(a) or pytest.fail("npz parsed before check"))
+    monkeypatch.setattr(course.np, "load", lambda *a, **k: loads.append(a) or pytest.fail("npz parsed before check"))
     for load in (data.load_course_images, lambda: models.load_model("squeezenet1_1", {})):
         with pytest.raises(NetvizError) as err:
             load()

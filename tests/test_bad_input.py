@@ -301,6 +301,7 @@ CASES = CONFIG_CASES + DATA_CASES + IMAGE_CASES + STORED_CASES
 def prepared(tmp_path_factory, course_images, data_dir) -> tuple[Path, Path]:
     """A finished build (results/, figures/, an expected set exp/) made by the command line in a folder that
     also holds imgs/ (two course images as PNGs, labels.json with boxes) and secret/outside.png."""
+    from netviz.config import resolve_data_dir
     from netviz.models import resolve_weights
 
     root = tmp_path_factory.mktemp("prepared")
@@ -313,7 +314,7 @@ def prepared(tmp_path_factory, course_images, data_dir) -> tuple[Path, Path]:
     write(root / "imgs" / "labels.json", json.dumps(entries))
     write(root / "secret" / "outside.png", b"")
     Image.new("RGB", (64, 64), (200, 0, 0)).save(root / "secret" / "outside.png")
-    env = Env(root, data_dir, resolve_weights("squeezenet1_1", {}, str(data_dir)).path, pytest.MonkeyPatch())
+    env = Env(root, data_dir, resolve_weights("squeezenet1_1", {}, resolve_data_dir({"data_dir": str(data_dir)})).path, pytest.MonkeyPatch())
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         assert cli.main(env.run()) == 0

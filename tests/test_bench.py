@@ -256,11 +256,12 @@ def test_local_run_reuses_the_prerequisite_jobs_timings():
 def test_imagenet_folder_for_the_scaleout(tmp_path):
     """The scale-out's images: the course's 25 written twice (flipped, cropped) in ImageNet's XML layout and read
     back as a run reads a folder: at least the count asked for, every image with its label and a box."""
+    from netviz.config import resolve_data_dir
     from netviz.data import load_course_images
     from netviz.bench.scaleout import imagenet_folder_images
 
     images = imagenet_folder_images(load_config(overrides=["run.device=cpu"]), 30, tmp_path / "val")
-    course = load_course_images("")
+    course = load_course_images(resolve_data_dir({"data_dir": ""}))
     assert len(images) == 50 and len(list((tmp_path / "val").glob("*.xml"))) == 50
     assert sorted(images.labels.tolist()) == sorted(course.labels.tolist() * 2)
     assert all(boxes for boxes in images.boxes)

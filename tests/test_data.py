@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 
 from netviz import data
+from netviz.config import NO_DATA_DIR, resolve_data_dir
+from netviz.data import course, folder
 from netviz.errors import NetvizError
 
 
@@ -26,7 +28,7 @@ def test_corrupt_npz_is_refused(tmp_path, data_dir):
         fh.seek(1000)
         fh.write(b"\x00\x01\x02")
     with pytest.raises(NetvizError, match="corrupt"):
-        data.load_course_images(tmp_path)
+        data.load_course_images(resolve_data_dir({"data_dir": str(tmp_path)}))
 
 
 def test_missing_npz_offline_is_a_clear_error(tmp_path, monkeypatch):
@@ -34,12 +36,12 @@ def test_missing_npz_offline_is_a_clear_error(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("no network")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
-    monkeypatch.setattr(data.assets, "ASSETS_DIR", tmp_path / "stripped")
-    monkeypatch.setattr(data, "DOWNLOAD_DIR", tmp_path / "cache")
+    monkeypatch.setattr(course.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(course.assets, "ASSETS_DIR", tmp_path / "stripped")
+    monkeypatch.setattr(course, "DOWNLOAD_DIR", tmp_path / "cache")
     monkeypatch.delenv("NETVIZ_DATA_DIR", raising=False)
     with pytest.raises(NetvizError, match="NETVIZ_DATA_DIR"):
-        data.load_course_images()
+        data.load_course_images(resolve_data_dir({"data_dir": ""}))
     assert not list((tmp_path / "cache").iterdir()), "no partial download is left behind"
 
 
@@ -116,13 +118,13 @@ def course_folder(tmp_path, course_images):
 
 def count_decodes(monkeypatch) -> list:
     decoded = []
-    real = data._decode_file
+    real = folder._decode_file
 
     def counting(path):
         decoded.append(path.name)
         return real(path)
 
-    monkeypatch.setattr(data, "_decode_file", counting)
+    monkeypatch.setattr(folder, "_decode_file", counting)
     return decoded
 
 
@@ -145,7 +147,7 @@ def test_item_sha256_reads_files_not_pixels(course_folder, monkeypatch):
     images = data.load_image_folder(course_folder)
     shas = [images.item_sha256(i) for i in range(len(images))]
     assert decoded == [] and len(set(shas)) == 6
-    known = data.data_fingerprint({"images": str(course_folder)})["files"]
+    known = data.data_fingerprint({"images": str(course_folder)}, NO_DATA_DIR)["files"]
     assert [data.load_image_folder(course_folder, known).item_sha256(i) for i in range(6)] == shas
     labels = json.loads((course_folder / "labels.json").read_text())
     labels["img2.png"]["label"] = 1

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from netviz import models
+from netviz.config import resolve_data_dir
 from netviz.errors import NetvizError
 
 
@@ -20,28 +21,29 @@ def test_vgg16_without_weights_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(NetvizError) as err:
-        models.resolve_weights("vgg16", {}, str(tmp_path))
+        models.resolve_weights("vgg16", {}, resolve_data_dir({"data_dir": str(tmp_path)}))
     message = str(err.value)
     assert "vgg16-397923af.pth" in message and "models.weights.vgg16" in message and "\n" not in message
 
 
 def test_explicit_weights_path_must_exist(tmp_path):
     with pytest.raises(NetvizError, match="does not exist"):
-        models.resolve_weights("squeezenet1_1", {"squeezenet1_1": str(tmp_path / "nope.pth")}, str(tmp_path))
+        models.resolve_weights("squeezenet1_1", {"squeezenet1_1": str(tmp_path / "nope.pth")},
+                               resolve_data_dir({"data_dir": str(tmp_path)}))
 
 
 def test_corrupt_weights_file(tmp_path):
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "squeezenet1_1.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(NetvizError, match="cannot be read"):
-        models.load_model("squeezenet1_1", {}, str(tmp_path))
+        models.load_model("squeezenet1_1", {}, resolve_data_dir({"data_dir": str(tmp_path)}))
 
 
 def test_weights_of_another_model(tmp_path):
     (tmp_path / "weights").mkdir()
     torch.save(models.random_model("resnet18").net.state_dict(), tmp_path / "weights" / "squeezenet1_1.pth")
     with pytest.raises(NetvizError, match="does not fit squeezenet1_1"):
-        models.load_model("squeezenet1_1", {}, str(tmp_path))
+        models.load_model("squeezenet1_1", {}, resolve_data_dir({"data_dir": str(tmp_path)}))
 
 
 def test_random_vgg16_is_a_frozen_pixel_space_classifier():

@@ -141,9 +141,9 @@ def test_code_change_in_a_method_reruns_the_sections_that_use_it(build, monkeypa
     monkeypatch.setattr(cache, "source_hash", lambda m: "edited" if m == "netviz.methods.saliency" else real(m))
     assert runner.plan(build.config(), build.root) == {"saliency": ["netviz/methods/saliency.py changed"], "probe": []}
     # a module both sections import re-runs both
-    monkeypatch.setattr(cache, "source_hash", lambda m: "edited" if m == "netviz.plots" else real(m))
-    assert runner.plan(build.config(), build.root) == {"saliency": ["netviz/plots.py changed"],
-                                                        "probe": ["netviz/plots.py changed"]}
+    monkeypatch.setattr(cache, "source_hash", lambda m: "edited" if m == "netviz.plots.common" else real(m))
+    assert runner.plan(build.config(), build.root) == {"saliency": ["netviz/plots/common.py changed"],
+                                                        "probe": ["netviz/plots/common.py changed"]}
 
 
 def test_editing_a_helper_module_reruns_its_section(build, probe_dir):

@@ -17,7 +17,6 @@ A run compares the stored parts with the current ones; each difference is named 
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -26,6 +25,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from netviz.store import sha256_bytes
 
 PACKAGE = "netviz"
 
@@ -120,7 +121,7 @@ _MEMO = _AnalysisMemo()
 @lru_cache(maxsize=256)
 def _analyse(path: Path, source: bytes) -> tuple[frozenset[str], str]:
     """Parse a module once per content: the names it imports (see :func:`_imports`) and its code fingerprint."""
-    key = hashlib.sha256(source).hexdigest()
+    key = sha256_bytes(source)
     known = _MEMO.get(key)
     if known is not None:
         return known
@@ -139,7 +140,7 @@ def _parse(path: Path, source: bytes) -> tuple[frozenset[str], str]:
             found.add(("." * node.level) + (node.module or ""))
             found.update(("." * node.level) + f"{node.module + '.' if node.module else ''}{alias.name}" for alias in node.names)
     stripped = _Docstrings().visit(tree)
-    fingerprint = hashlib.sha256(ast.dump(stripped, include_attributes=False).encode()).hexdigest()[:16]
+    fingerprint = sha256_bytes(ast.dump(stripped, include_attributes=False).encode())[:16]
     return frozenset(found), fingerprint
 
 
@@ -263,7 +264,9 @@ def library_versions(modules: list[str] | None = None) -> dict[str, str]:
 
 
 def digest(parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    """sha256 of ``parts`` as canonical JSON (keys sorted; values JSON cannot hold written as ``str``): the one
+    hash of structured values (cache keys, job keys, an image's key, the data fingerprint)."""
+    return sha256_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
 
 
 # Reasons are listed in this order of kinds: what the user changed comes first, code last.

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from netviz.errors import NetvizError
 
@@ -237,6 +238,36 @@ def section_slice(config: dict, section: str, exclude: tuple[str, ...] = ("batch
         "run.seed": config["run"]["seed"],
         "run.images": config["run"]["images"],
     }
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The data directory the user chose, whose files override the embedded ones (course npz, ``weights/``).
+
+    ``path``: the folder (``~`` expanded), ``None`` when none is chosen. ``setting``: what chose it, as reports
+    name it (``--data-dir`` for ``run.data_dir``, else ``$NETVIZ_DATA_DIR``). Resolved once, where a run reads
+    its config (:func:`resolve_data_dir`), and passed down; the loaders never read the environment.
+    """
+
+    path: Path | None = None
+    setting: str = ""
+
+    def label(self, name: str) -> str:
+        """How reports name ``name`` found in this folder (which setting chose it, no machine path)."""
+        return f"data directory ({self.setting}): {name}"
+
+
+NO_DATA_DIR = DataDir()  # only the embedded files, the download cache and torchvision's
+
+
+def resolve_data_dir(run: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> DataDir:
+    """The data directory of a run: the ``[run]`` config's ``data_dir`` (set by ``--data-dir``), else
+    ``$NETVIZ_DATA_DIR``; :data:`NO_DATA_DIR` when neither is set."""
+    configured = run.get("data_dir", "")
+    chosen = configured or environ.get("NETVIZ_DATA_DIR", "")
+    if not chosen:
+        return NO_DATA_DIR
+    return DataDir(Path(chosen).expanduser(), "--data-dir" if configured else "$NETVIZ_DATA_DIR")
 
 
 def deep_copy(config: dict) -> dict:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from netviz import assets
-from netviz.data import data_dir_label, user_data_dir
 from netviz.batchnorm import fold_batchnorm
+from netviz.config import NO_DATA_DIR, DataDir
 from netviz.errors import NetvizError
 from netviz.methods.common import chunked
 from netviz.store import display_path, hash_file
@@ -178,11 +178,12 @@ class WeightsFile:
     source: str
 
 
-def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> WeightsFile:
+def resolve_weights(name: str, explicit: dict[str, str], data_dir: DataDir = NO_DATA_DIR) -> WeightsFile:
     """The weights file for model ``name``, looked up in order: an explicit path (``models.weights``), the user's
-    data directory (``<dir>/weights/<name>.pth``), the copy embedded in netviz (SqueezeNet 1.1, checked by
-    sha256), the pip package (EfficientNet-Lite0), torchvision's hub cache, and finally a download through
-    torchvision's weights API into that cache. Raises :class:`NetvizError` naming what is missing and the remedies."""
+    data directory (``<data_dir>/weights/<name>.pth``, see :func:`netviz.config.resolve_data_dir`), the copy
+    embedded in netviz (SqueezeNet 1.1, checked by sha256), the pip package (EfficientNet-Lite0), torchvision's
+    hub cache, and finally a download through torchvision's weights API into that cache. Raises
+    :class:`NetvizError` naming what is missing and the remedies."""
     # The name is checked after the local files (checking lists torchvision's models: importing torchvision
     # takes seconds, too long for a cached run); build_network checks it again before any use.
     if name in explicit:
@@ -191,12 +192,12 @@ def resolve_weights(name: str, explicit: dict[str, str], data_dir: str = "") -> 
             what = "is a folder, not a file" if path.is_dir() else "does not exist"
             raise NetvizError(f"weights file '{path}' set in models.weights.{name} {what}; fix the path")
         return WeightsFile(path, f"models.weights.{name}: {display_path(path)}")
-    chosen = user_data_dir(data_dir)
+    chosen = data_dir.path
     if chosen is not None and (chosen / "weights" / f"{name}.pth").is_dir():
         raise NetvizError(f"{chosen / 'weights' / f'{name}.pth'} is a folder, not a weights file; replace it with "
                           f"the {name} state_dict file")
     if chosen is not None and (chosen / "weights" / f"{name}.pth").is_file():
-        return WeightsFile(chosen / "weights" / f"{name}.pth", data_dir_label(data_dir, f"weights/{name}.pth"))
+        return WeightsFile(chosen / "weights" / f"{name}.pth", data_dir.label(f"weights/{name}.pth"))
     if name in assets.WEIGHTS and assets.WEIGHTS[name].path.exists():  # an altered copy is refused, not skipped
         asset = assets.WEIGHTS[name]
         return WeightsFile(assets.verified(asset), f"embedded: {asset.label}")
@@ -311,7 +312,7 @@ def wrap(name: str, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD, fold: 
     return model
 
 
-def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: str = "",
+def load_model(name: str, explicit: dict[str, str] | None = None, data_dir: DataDir = NO_DATA_DIR,
                device: torch.device | str = "cpu", fold: bool = True) -> LoadedModel:
     """Load pretrained model ``name`` on ``device``. See the module docstring for where weights come from.
     ``fold``: fold batch norms into their convolutions (see :func:`wrap`)."""

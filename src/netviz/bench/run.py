@@ -43,18 +43,19 @@ def run_bench(config: dict, root: Path = Path("."), log: Callable[[str], None] =
     images (an :class:`~netviz.data.ImageSet`) and load (model name -> LoadedModel or classifier on the run's
     device) replace the run's images and pretrained models, e.g. with tiny ones in tests; scaleout_images replaces
     the scale-out's generated ImageNet-layout folder."""
+    from netviz.config import resolve_data_dir
     from netviz.data import load_images
     from netviz.models import load_model, resolve_device
 
     settings = config["bench"]
     root = Path(root)
     wanted = wanted_sections(settings)
-    device = resolve_device(config["run"]["device"])
+    device, data_dir = resolve_device(config["run"]["device"]), resolve_data_dir(config["run"])
     env = environment(device)
     started = time.perf_counter()
-    images = images if images is not None else load_images(config["run"])
-    load = load or (lambda name, fold=True: load_model(name, config["models"]["weights"], config["run"]["data_dir"],
-                                                       device, fold=fold))
+    images = images if images is not None else load_images(config["run"], data_dir)
+    load = load or (lambda name, fold=True: load_model(name, config["models"]["weights"], data_dir, device,
+                                                       fold=fold))
     log("bench: fp32 matrix-multiply rate")
     peak = matmul_rate(device)
     log(f"  {peak['gflop_per_s']} GFLOP/s ({peak['size']}×{peak['size']}, {peak['threads']} threads)")
@@ -100,11 +101,13 @@ def _scaleout(config: dict, device: torch.device, load: Callable[..., object], l
               images: ImageSet | None) -> dict:
     """The scale-out part (:func:`netviz.bench.scaleout.scaleout`), on CPU copies of the models."""
     from netviz.bench.scaleout import scaleout
+    from netviz.config import resolve_data_dir
     from netviz.models import load_model
 
     log("bench: scaling out (Ray)")
+    data_dir = resolve_data_dir(config["run"])
     cpu_load = load if device.type == "cpu" else (
-        lambda name: load_model(name, config["models"]["weights"], config["run"]["data_dir"], torch.device("cpu")))
+        lambda name: load_model(name, config["models"]["weights"], data_dir, torch.device("cpu")))
     return scaleout(config, lambda name: _as_loaded(cpu_load(name)), log, images)
 
 

@@ -52,11 +52,12 @@ def imagenet_folder_images(config: dict, count: int, folder: Path) -> ImageSet:
     """About ``count`` images (a multiple of the course's 25, at least ``count``) written to ``folder`` in
     ImageNet's validation layout and read back as a run would read them (``run.images = folder``)."""
     from netviz.imagenet_folder import write_imagenet_folder
-    from netviz.data import load_course_images, load_images
+    from netviz.config import resolve_data_dir
+    from netviz.data import load_course_images, load_image_folder
 
-    course = load_course_images(config["run"].get("data_dir", ""))
+    course = load_course_images(resolve_data_dir(config["run"]))
     write_imagenet_folder(course, folder, copies=max(1, math.ceil(count / len(course))))
-    return load_images({**config["run"], "images": str(folder)})
+    return load_image_folder(folder)
 
 
 def _one_thread(config: dict, workers: int = 1) -> dict:

@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 import torch
 
 from netviz import cache, provenance, store
-from netviz.config import section_models, section_slice
+from netviz.config import DataDir, resolve_data_dir, section_models, section_slice
 from netviz.data import ImageSet, data_fingerprint, load_images
 from netviz.errors import NetvizError
 from netviz.sections import SECTIONS
@@ -46,15 +46,15 @@ def _module_name(section: str) -> str:
 class ModelCache:
     """Loads each model once per run (on the run's device); hashes weights files without loading them."""
 
-    def __init__(self, config: dict, device: torch.device):
-        self.config, self.device = config, device
+    def __init__(self, config: dict, device: torch.device, data_dir: DataDir):
+        self.config, self.device, self.data_dir = config, device, data_dir
         self._loaded: dict[str, LoadedModel] = {}
         self._weights: dict[str, tuple[str, str]] = {}
 
     def weights(self, name: str) -> tuple[str, str]:
         """(origin, sha256) of model ``name``'s weights file; the origin names it without machine paths."""
         if name not in self._weights:
-            found = resolve_weights(name, self.config["models"]["weights"], self.config["run"]["data_dir"])
+            found = resolve_weights(name, self.config["models"]["weights"], self.data_dir)
             self._weights[name] = (found.source, store.hash_file(found.path))
         return self._weights[name]
 
@@ -66,7 +66,7 @@ class ModelCache:
         inputs as the methods pass them; otherwise the published network and/or contiguous NCHW inputs)."""
         if name not in self._loaded:
             run = self.config["run"]
-            loaded = load_model(name, self.config["models"]["weights"], run["data_dir"], self.device,
+            loaded = load_model(name, self.config["models"]["weights"], self.data_dir, self.device,
                                 fold=bool(run.get("fold_batchnorm", True)))
             loaded.model.use_channels_last(bool(run.get("channels_last", True)))
             self._loaded[name] = loaded
@@ -89,13 +89,13 @@ class LazyImages:
     """The run's image set, opened on first use (a run where everything is cached never opens it). A folder's
     images are decoded only when a job or a figure reads them; its files' sha256 come from the fingerprint."""
 
-    def __init__(self, run_config: dict, file_sha256: dict[str, str] | None = None):
-        self.run_config, self.file_sha256 = run_config, file_sha256
+    def __init__(self, run_config: dict, data_dir: DataDir, file_sha256: dict[str, str] | None = None):
+        self.run_config, self.data_dir, self.file_sha256 = run_config, data_dir, file_sha256
         self._images: ImageSet | None = None
 
     def get(self) -> ImageSet:
         if self._images is None:
-            self._images = load_images(self.run_config, self.file_sha256)
+            self._images = load_images(self.run_config, self.data_dir, self.file_sha256)
         return self._images
 
 
@@ -176,9 +176,9 @@ def plan(config: dict, root: Path = Path("."), only: list[str] | None = None,
     """What a run would do, without running: ``{section: reasons}``, reasons empty for a cached section."""
     root = Path(root)
     sections, forced = _selection(only, force)
-    device = resolve_device(config["run"]["device"])
-    data = data_fingerprint(config["run"])
-    models = ModelCache(config, device)
+    device, data_dir = resolve_device(config["run"]["device"]), resolve_data_dir(config["run"])
+    data = data_fingerprint(config["run"], data_dir)
+    models = ModelCache(config, device, data_dir)
     return {s: _decide(s, config, data, models, device, root, forced)[1] for s in sections}
 
 
@@ -196,10 +196,10 @@ def run_experiments(config: dict, root: Path = Path("."), only: list[str] | None
         if leftovers:
             log(f"removed {len(leftovers)} leftover(s) of an interrupted run: {', '.join(p.name for p in leftovers[:3])}"
                 + (" …" if len(leftovers) > 3 else ""))
-        device = resolve_device(config["run"]["device"])
-        data = data_fingerprint(config["run"])
-        images = LazyImages(config["run"], data.get("files"))
-        models = ModelCache(config, device)
+        device, data_dir = resolve_device(config["run"]["device"]), resolve_data_dir(config["run"])
+        data = data_fingerprint(config["run"], data_dir)
+        images = LazyImages(config["run"], data_dir, data.get("files"))
+        models = ModelCache(config, device, data_dir)
         executor = None
         for section in sections:
             parts, why = _decide(section, config, data, models, device, root, forced)
@@ -270,7 +270,7 @@ def _provenance(config, root, data, models, device, determinism, log) -> dict:
 def _executor_models(config: dict, device: torch.device, models: ModelCache) -> ModelCache:
     """The models an executor sends its jobs: the run's (local), or loaded on CPU to be shipped to Ray workers."""
     if config["run"].get("executor", "local") == "ray" and device.type != "cpu":
-        return ModelCache(config, torch.device("cpu"))
+        return ModelCache(config, torch.device("cpu"), models.data_dir)
     return models
 
 

@@ -1,25 +1,6 @@
-"""Object annotations of an image folder as users have them: ``labels.json`` / ``labels.csv``, ImageNet validation
-boxes, Kaggle's ``LOC_val_solution.csv`` and Pascal VOC XML (:mod:`netviz.imagenet_folder` writes such a folder).
-
-:func:`read_annotations` (used by :func:`netviz.data.load_image_folder`) reads ``--images DIR`` by the first of
-these that ``DIR`` holds:
-
-1. ``labels.json``, 2. ``labels.csv`` (:func:`read_labels`);
-3. ``LOC_val_solution.csv`` (Kaggle's ImageNet localization form): header ``ImageId,PredictionString``, each
-   prediction string repeated groups ``synset xmin ymin xmax ymax``; image = ``ImageId`` plus an image suffix
-   (``.JPEG``, ``.png``, …) in ``DIR``;
-4. XML annotations, one Pascal-VOC-style file per image: ``DIR/Annotations/*.xml`` when that folder exists, else
-   ``DIR/*.xml``. The image of ``A.xml`` is ``A`` plus an image suffix in ``DIR/JPEGImages`` when that folder exists
-   (VOC's layout), else in ``DIR``. An object ``<name>`` that is a WordNet synset id (``n01751748``: ImageNet's
-   validation boxes as distributed) is the ImageNet class of that synset; any other name is a Pascal VOC class,
-   mapped to one representative ImageNet class by :data:`VOC_CLASSES` (``DIR/voc_classes.json``, ``{"dog": "beagle",
-   "person": null, "mycls": 123}``, overrides or extends that table; ``null`` = no ImageNet class).
-
-An image's label is the class of its first object (in file order) that has an ImageNet class; its boxes are all its
-objects of that class (difficult ones too). Boxes come out as ``(x0, y0, x1, y1)`` floats in the image's pixels,
-x0/y0 inclusive, x1/y1 exclusive: ImageNet's coordinates are taken as they are, VOC's 1-based ``xmin``/``ymin`` lose 1.
-A malformed file, a missing image, an unknown synset or class, or a bad box is a one-line :class:`NetvizError`.
-"""
+"""Layouts 3 and 4 of :mod:`netviz.annotations`: ImageNet's validation boxes (one XML file per image, objects
+named by WordNet synset id), Kaggle's ``LOC_val_solution.csv``, and Pascal VOC XML (VOC classes mapped to one
+ImageNet class each by :data:`VOC_CLASSES`)."""
 
 from __future__ import annotations
 
@@ -31,9 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree  # expat >= 2.4 refuses entity expansion attacks; no defusedxml needed
 
-import numpy as np
-
-from netviz.data import IMAGE_SUFFIXES, class_index
+from netviz.data.images import IMAGE_SUFFIXES, class_index
 from netviz.errors import NetvizError
 
 LOC_CSV = "LOC_val_solution.csv"
@@ -241,128 +220,3 @@ def read_folder(folder: Path) -> tuple[dict[str, dict], list[str]] | None:
     if any(p.suffix.lower() == ".xml" for p in xml_dir.iterdir()):
         return read_xml_folder(folder)
     return None
-
-
-def read_annotations(folder: Path) -> tuple[dict[str, dict], list[str]]:
-    """Entries ``{image file: {"label", "boxes", ...}}`` and the annotation files (relative to ``folder``) from the
-    first layout ``folder`` holds (module docstring). Entries give ``label`` (a class name or index), ``boxes``
-    (float boxes in the image's pixels), and from the XML/CSV readers ``size`` (the XML's, or None) and ``source``
-    (the annotation file, for messages)."""
-    for labels_file in (folder / "labels.json", folder / "labels.csv"):
-        if labels_file.exists():
-            return read_labels(folder), [labels_file.name]
-    found = read_folder(folder)
-    if found is None:
-        raise NetvizError(f"no labels.json or labels.csv (nor {LOC_CSV} or XML annotations) in {folder}; "
-                          "add one giving a class per image (see README, 'Your own images')")
-    return found
-
-
-# ------------------------------------------------------------------------------------------ labels.json / .csv
-
-
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
-    keys = [key for key, _ in pairs]
-    repeated = next((key for key in keys if keys.count(key) > 1), None)
-    if repeated is not None:
-        raise _Duplicate(repeated)
-    return dict(pairs)
-
-
-class _Duplicate(Exception):
-    pass
-
-
-def _safe_name(folder: Path, labels_file: Path, name: object) -> str:
-    """``name`` if it is a file name relative to ``folder`` that stays inside it (no absolute path, no ``..``,
-    no symlink leading out); else a :class:`NetvizError` naming the entry."""
-    if not isinstance(name, str) or not name.strip():
-        raise NetvizError(f"{labels_file}: entry {name!r} is not a file name; name each image by its file in {folder}")
-    relative = Path(name)
-    if relative.is_absolute() or ".." in relative.parts or "\\" in name:
-        raise NetvizError(f"{labels_file}: entry '{name}' points outside {folder}; name images by their path inside it")
-    inside = folder.resolve()
-    resolved = (folder / relative).resolve()
-    if resolved != inside and inside not in resolved.parents:
-        raise NetvizError(f"{labels_file}: entry '{name}' leads outside {folder} (a link to {resolved}); "
-                          "copy the image into the folder instead")
-    return name
-
-
-def _check_label(labels_file: Path, name: str, label: object) -> str | int:
-    if isinstance(label, bool) or not isinstance(label, (str, int)) or (isinstance(label, str) and not label.strip()):
-        raise NetvizError(f"{labels_file}: entry '{name}' has label {label!r}; give an ImageNet class name or an "
-                          "index 0..999")
-    return label
-
-
-def _check_boxes(labels_file: Path, name: str, boxes: object) -> list[tuple[float, float, float, float]]:
-    """Boxes as a list of ``[x0, y0, x1, y1]`` with finite numbers and x0 < x1, y0 < y1, else one line naming them."""
-    def bad(what: str) -> NetvizError:
-        return NetvizError(f"{labels_file}: entry '{name}' has {what}; boxes are a list of [x0, y0, x1, y1] "
-                           "in the image's pixels, x0 < x1 and y0 < y1")
-
-    if not isinstance(boxes, list):
-        raise bad(f"boxes {boxes!r}")
-    checked = []
-    for box in boxes:
-        if not isinstance(box, list) or len(box) != 4:
-            raise bad(f"box {box!r}" + (" (boxes must be a list of lists)" if not isinstance(box, list) else ""))
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in box):
-            raise bad(f"box {box!r} with a value that is not a finite number")
-        x0, y0, x1, y1 = (float(v) for v in box)
-        if not (x0 < x1 and y0 < y1):
-            raise bad(f"inverted or empty box {box!r}")
-        checked.append((x0, y0, x1, y1))
-    return checked
-
-
-def read_labels(folder: Path) -> dict[str, dict]:
-    """Read ``labels.json`` ({file: label} or {file: {"label": ..., "boxes": [[x0,y0,x1,y1], ...]}}) or
-    ``labels.csv`` (columns ``file,label``). Every entry is checked (file inside ``folder``, a label, well-formed
-    boxes); a problem is a :class:`NetvizError` naming the labels file and the entry."""
-    json_path, csv_path = folder / "labels.json", folder / "labels.csv"
-    if json_path.exists():
-        try:
-            raw = json.loads(json_path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
-        except _Duplicate as dup:
-            raise NetvizError(f"{json_path} lists '{dup}' twice; keep one entry per image") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise NetvizError(f"{json_path} is not valid JSON ({err}); fix it (see README, 'Your own images')") from None
-        except OSError as err:
-            raise NetvizError(f"{json_path} cannot be read ({err.strerror}); fix it (see README, 'Your own images')") from None
-        if not isinstance(raw, dict):
-            raise NetvizError(f"{json_path} must be a JSON object {{\"file\": label, ...}}, not a {type(raw).__name__}")
-        entries = {}
-        for name, entry in raw.items():
-            _safe_name(folder, json_path, name)
-            if isinstance(entry, dict):
-                unknown = sorted(set(entry) - {"label", "boxes"})
-                if "label" not in entry or unknown:
-                    what = f"unknown field '{unknown[0]}'" if unknown else "no 'label'"
-                    raise NetvizError(f"{json_path}: entry '{name}' has {what}; write {{\"label\": ..., \"boxes\": [...]}}")
-                entries[name] = {"label": _check_label(json_path, name, entry["label"]),
-                                 "boxes": _check_boxes(json_path, name, entry.get("boxes", []))}
-            else:
-                entries[name] = {"label": _check_label(json_path, name, entry), "boxes": []}
-        return entries
-    if csv_path.exists():
-        try:
-            with open(csv_path, newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                rows, header = list(reader), reader.fieldnames or []
-        except (UnicodeDecodeError, csv.Error, OSError) as err:
-            raise NetvizError(f"{csv_path} cannot be read as UTF-8 CSV ({err}); save it as 'file,label' rows") from None
-        if not {"file", "label"} <= set(header):
-            raise NetvizError(f"{csv_path} needs a header 'file,label'; found {header}")
-        entries = {}
-        for number, row in enumerate(rows, start=2):  # line 1 is the header
-            name, label = row["file"], row["label"]
-            if name is None or label is None or not label.strip():
-                raise NetvizError(f"{csv_path}, line {number}: needs 'file,label', got {name!r}, {label!r}")
-            _safe_name(folder, csv_path, name)
-            if name in entries:
-                raise NetvizError(f"{csv_path}, line {number}: '{name}' is listed twice; keep one row per image")
-            entries[name] = {"label": label, "boxes": []}
-        return entries
-    raise NetvizError(f"no labels.json or labels.csv in {folder}; add one giving a class per image (see README)")
