@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from netviz import assets, data, models
+from netviz import assets, data, models, weights
 from netviz.config import resolve_data_dir
 from netviz.data import course
 from netviz.errors import NetvizError
@@ -30,8 +30,8 @@ def test_embedded_files_are_found_without_any_setting(no_data_dir):
     assert hash_file(chosen.path) == assets.COURSE_NPZ.sha256
     images = data.load_course_images()
     assert images.images.shape == (25, 3, 224, 224) and images.source == chosen.source
-    weights = models.resolve_weights("squeezenet1_1", {})
-    assert weights.source == "embedded: netviz/assets/weights/squeezenet1_1.pth"
+    found = weights.resolve_weights("squeezenet1_1", {})
+    assert found.source == "embedded: netviz/assets/weights/squeezenet1_1.pth"
     loaded = models.load_model("squeezenet1_1", {})
     assert loaded.weights_sha256 == assets.WEIGHTS["squeezenet1_1"].sha256
     with torch.no_grad():
@@ -45,7 +45,7 @@ def test_a_data_dir_copy_overrides_the_embedded_one(tmp_path, monkeypatch):
     chosen = resolve_data_dir({"data_dir": ""})
     assert data.course_npz(chosen).path == tmp_path / data.COURSE_NPZ
     assert data.course_npz(chosen).source == "data directory ($NETVIZ_DATA_DIR): imagenet_val_25.npz"
-    assert models.resolve_weights("squeezenet1_1", {}, chosen).source.startswith("embedded:"), "weights not in that dir"
+    assert weights.resolve_weights("squeezenet1_1", {}, chosen).source.startswith("embedded:"), "weights not in that dir"
 
 
 @pytest.fixture

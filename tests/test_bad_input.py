@@ -302,7 +302,7 @@ def prepared(tmp_path_factory, course_images, data_dir) -> tuple[Path, Path]:
     """A finished build (results/, figures/, an expected set exp/) made by the command line in a folder that
     also holds imgs/ (two course images as PNGs, labels.json with boxes) and secret/outside.png."""
     from netviz.config import resolve_data_dir
-    from netviz.models import resolve_weights
+    from netviz.weights import resolve_weights
 
     root = tmp_path_factory.mktemp("prepared")
     entries = {}

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from netviz import models
+from netviz import models, weights
 from netviz.config import resolve_data_dir
 from netviz.errors import NetvizError
 
 
 def test_unknown_model_suggests_close_names():
     with pytest.raises(NetvizError, match=r"unknown model 'vgg61'.*vgg16"):
-        models.check_model_name("vgg61")
+        weights.check_model_name("vgg61")
 
 
 def test_vgg16_without_weights_is_a_clear_error(tmp_path, monkeypatch):
@@ -21,14 +21,14 @@ def test_vgg16_without_weights_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(NetvizError) as err:
-        models.resolve_weights("vgg16", {}, resolve_data_dir({"data_dir": str(tmp_path)}))
+        weights.resolve_weights("vgg16", {}, resolve_data_dir({"data_dir": str(tmp_path)}))
     message = str(err.value)
     assert "vgg16-397923af.pth" in message and "models.weights.vgg16" in message and "\n" not in message
 
 
 def test_explicit_weights_path_must_exist(tmp_path):
     with pytest.raises(NetvizError, match="does not exist"):
-        models.resolve_weights("squeezenet1_1", {"squeezenet1_1": str(tmp_path / "nope.pth")},
+        weights.resolve_weights("squeezenet1_1", {"squeezenet1_1": str(tmp_path / "nope.pth")},
                                resolve_data_dir({"data_dir": str(tmp_path)}))
 
 
@@ -114,8 +114,8 @@ def _assert_same_function(plain, folded, x, targets):
 
 def test_batchnorm_folding_keeps_efficientnet_lite0_the_same_function(course_images):
     net, _, _ = models.build_network("efficientnet_lite0")
-    state = torch.load(models.resolve_weights("efficientnet_lite0", {}).path, map_location="cpu", weights_only=True)
-    net.load_state_dict(models._lite0_state_dict(state), strict=True)
+    net.load_state_dict(weights.read_state_dict("efficientnet_lite0", weights.resolve_weights("efficientnet_lite0", {}).path),
+                        strict=True)  # the package's names, renamed to timm's
     plain, folded = _unfolded_and_folded("efficientnet_lite0", net)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 49

@@ -34,7 +34,8 @@ from netviz.sections import SECTIONS
 from netviz.executors import JobRunner, LocalExecutor, make_executor
 from netviz.experiments.context import Context, seed_everything
 from netviz.jobs import JOBS_DIR, JobStore, section_base
-from netviz.models import LoadedModel, load_model, resolve_device, resolve_weights
+from netviz.models import LoadedModel, load_model, resolve_device
+from netviz.weights import resolve_weights
 
 MANIFEST = "manifest.json"
 
