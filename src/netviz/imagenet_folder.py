@@ -63,21 +63,20 @@ def write_imagenet_folder(images: ImageSet, out_dir: Path, copies: int = 4, suff
     if unboxed is not None or copies < 1:
         raise NetvizError(f"write_imagenet_folder needs copies >= 1 (got {copies}) and a box for every image "
                           f"(image {unboxed} has none): the ImageNet layout gives every image an object")
-    staging = store.staging_dir(out_dir)
-    for i in range(len(images)):
-        pixels = (images.pixels([i])[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        boxes = [tuple(int(v) for v in box) for box in images.boxes[i]]
-        for copy in range(copies):
-            mirror, window = variant(copy, size)
-            moved = [b for b in (_moved(box, mirror, window, size) for box in boxes) if b is not None]
-            if not moved:  # the crop removed every box: keep the whole (mirrored) image
-                window = (0, 0, size, size)
-                moved = [_moved(box, mirror, window, size) for box in boxes]
-            array = pixels[:, ::-1] if mirror else pixels
-            picture = Image.fromarray(np.ascontiguousarray(array[window[1] : window[3], window[0] : window[2]]))
-            stem = f"ILSVRC2012_val_{copy * len(images) + i + 1:08d}"
-            picture.save(staging / f"{stem}{suffix}", **({"quality": 95} if suffix.lower() != ".png" else {}))
-            tree = _annotation_xml(stem, picture.width, picture.height, synsets[int(images.labels[i])], moved)
-            tree.write(staging / f"{stem}.xml", encoding="utf-8", xml_declaration=False)
-    store.swap_in(staging, out_dir)
+    with store.staged(out_dir) as (staging,):  # a partial folder never replaces a complete one
+        for i in range(len(images)):
+            pixels = (images.pixels([i])[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            boxes = [tuple(int(v) for v in box) for box in images.boxes[i]]
+            for copy in range(copies):
+                mirror, window = variant(copy, size)
+                moved = [b for b in (_moved(box, mirror, window, size) for box in boxes) if b is not None]
+                if not moved:  # the crop removed every box: keep the whole (mirrored) image
+                    window = (0, 0, size, size)
+                    moved = [_moved(box, mirror, window, size) for box in boxes]
+                array = pixels[:, ::-1] if mirror else pixels
+                picture = Image.fromarray(np.ascontiguousarray(array[window[1] : window[3], window[0] : window[2]]))
+                stem = f"ILSVRC2012_val_{copy * len(images) + i + 1:08d}"
+                picture.save(staging / f"{stem}{suffix}", **({"quality": 95} if suffix.lower() != ".png" else {}))
+                tree = _annotation_xml(stem, picture.width, picture.height, synsets[int(images.labels[i])], moved)
+                tree.write(staging / f"{stem}.xml", encoding="utf-8", xml_declaration=False)
     return out_dir

@@ -101,8 +101,7 @@ def snapshot_source(root: Path, out: Path, allow_partial: bool = False) -> Build
 
 
 def _copy_build(root: Path, build: Build, out: Path, variation: dict | None = None) -> None:
-    stage = store.staging_dir(out)
-    try:
+    with store.staged(out) as (stage,):
         figures = 0
         for section, stored in build.sections.items():
             manifest = dict(stored["manifest"])
@@ -141,10 +140,6 @@ def _copy_build(root: Path, build: Build, out: Path, variation: dict | None = No
                            {"measured": False, "note": "[grade] floors only (made with --variants none)"}),
             "note": "made by `netviz expected`; compare a build with it: `netviz grade --expected <this folder>`",
         })
-        store.swap_in(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
 
 
 def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
