@@ -2,7 +2,8 @@
 
 The one place that turns the run config into a budget in bytes (:func:`budget_bytes`) and a number of images
 per pass (:func:`batch_size_for`); the experiments' context and the benchmark both call these. Not a method (it
-reads the config): the methods only take the resulting ``batch_size``.
+reads the config): the methods only take the resulting ``batch_size``, and loop over chunks of it with
+:func:`chunked`, the one chunk loop of netviz (also :meth:`netviz.models.Classifier.predict`).
 
 Every method takes a ``batch_size`` (images per pass; rows are independent, so the results do not depend on
 it). ``batch_size = 0`` in the config means "automatic": :func:`resolve_batch_size` picks the largest chunk that
@@ -23,6 +24,7 @@ import math
 import weakref
 from dataclasses import asdict, dataclass
 from itertools import chain
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -167,3 +169,19 @@ def batch_size_for(config: dict, section: str, model: nn.Module, image_shape: tu
     ``n`` when given."""
     return resolve_batch_size(configured_batch_size(config, section), model, tuple(image_shape),
                               budget_bytes(config["run"], device), n=n, device=device)
+
+
+def chunked(fn: Callable[..., Any], batch_size: int | None, *tensors: torch.Tensor, **kwargs) -> Any:
+    """Apply ``fn(*chunk_tensors, **kwargs)`` to slices of at most ``batch_size`` rows and concatenate along rows.
+
+    The one chunk loop of netviz (methods, :meth:`netviz.models.Classifier.predict`). ``fn`` returns a tensor or
+    a named tuple of tensors (each field is concatenated). Every caller treats rows independently, so the result
+    equals the unchunked call (memory only grows with ``batch_size``). ``batch_size`` None or <= 0 means one chunk.
+    """
+    n = tensors[0].shape[0]
+    if not batch_size or batch_size <= 0 or batch_size >= n:
+        return fn(*tensors, **kwargs)
+    parts = [fn(*(t[i : i + batch_size] for t in tensors), **kwargs) for i in range(0, n, batch_size)]
+    if isinstance(parts[0], tuple):  # a named tuple: concatenate field by field
+        return type(parts[0])(*(torch.cat(field) for field in zip(*parts)))
+    return torch.cat(parts)

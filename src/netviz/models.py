@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from netviz.batchnorm import fold_batchnorm
+from netviz.budget import chunked
 from netviz.config import NO_DATA_DIR, DataDir
 from netviz.errors import NetvizError
-from netviz.methods.common import chunked
 from netviz.store import hash_file
 from netviz.weights import check_model_name, read_state_dict, resolve_weights
 

@@ -1,12 +1,17 @@
-"""Shared pieces of the methods: model state handling, chunking and class scores."""
+"""Shared pieces of the methods: model state handling, class scores, autocast, and the chunk loop
+(:func:`netviz.budget.chunked`, re-exported here)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, ContextManager, Iterator
+from typing import ContextManager, Iterator
 
 import torch
 from torch import nn
+
+from netviz.budget import chunked  # the one chunk loop, beside the batch sizes; re-exported for the methods
+
+__all__ = ["PRECISIONS", "autocast", "chunked", "frozen_eval", "gather_scores"]
 
 
 @contextmanager
@@ -31,22 +36,6 @@ def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
 def gather_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The score of each row's target class: logits N×C, targets N -> N."""
     return logits.gather(1, targets.view(-1, 1).to(logits.device)).squeeze(1)
-
-
-def chunked(fn: Callable[..., Any], batch_size: int | None, *tensors: torch.Tensor, **kwargs) -> Any:
-    """Apply ``fn(*chunk_tensors, **kwargs)`` to slices of at most ``batch_size`` rows and concatenate along rows.
-
-    The one chunk loop of netviz (methods, :meth:`netviz.models.Classifier.predict`). ``fn`` returns a tensor or
-    a named tuple of tensors (each field is concatenated). Every caller treats rows independently, so the result
-    equals the unchunked call (memory only grows with ``batch_size``). ``batch_size`` None or <= 0 means one chunk.
-    """
-    n = tensors[0].shape[0]
-    if not batch_size or batch_size <= 0 or batch_size >= n:
-        return fn(*tensors, **kwargs)
-    parts = [fn(*(t[i : i + batch_size] for t in tensors), **kwargs) for i in range(0, n, batch_size)]
-    if isinstance(parts[0], tuple):  # a named tuple: concatenate field by field
-        return type(parts[0])(*(torch.cat(field) for field in zip(*parts)))
-    return torch.cat(parts)
 
 
 PRECISIONS = ("fp32", "bf16")
