@@ -17,7 +17,6 @@ the report is sound):
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
