@@ -329,3 +329,20 @@ def test_perturbation_metrics_on_a_hand_made_change():
     assert metrics.relative_l2(original, changed) == pytest.approx(5 / (100 * np.sqrt(16 * 16 * 3)))
     assert metrics.ssim(original, original) == pytest.approx(1.0) and metrics.ssim(original, changed) < 1
     assert metrics.attack_success(6, 6, targeted=True) and metrics.attack_success(5, 6, targeted=False)
+
+
+def test_image_indices_beyond_a_small_set_say_how_to_fix_them(tmp_path, tiny_model, tiny_images):
+    """A folder of 4 photographs with the default config (which names the course images 0..9): one line that says
+    which key and how to set it, from the section's one settings check."""
+    from netviz.errors import NetvizError
+    from netviz.experiments.adversarial import read_settings
+
+    x, y = tiny_images
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    with pytest.raises(NetvizError, match=r"fooling_images has image index 4, but there are 4 images \(0\.\.3\); "
+                                          r"use indices in that range, e\.g\. --set 'adversarial\.fooling_images=\[\]'"):
+        read_settings(_context(tmp_path / "a", x, y, {"tiny": tiny_model}, fooling_images=list(range(10))))
+    with pytest.raises(NetvizError, match=r"--set 'adversarial\.fooling_shown=\[0\]'$"):
+        read_settings(_context(tmp_path / "b", x, y, {"tiny": tiny_model}, fooling_shown=[7]))
+    assert read_settings(_context(tmp_path / "c", x, y, {"tiny": tiny_model}, fooling_shown=[3])).fooling_shown == (3,)

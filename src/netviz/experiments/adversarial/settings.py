@@ -89,7 +89,9 @@ def read_settings(ctx: Context) -> Settings:
     for key in ("fooling_images", "fooling_shown", "sweep_images"):
         bad = [i for i in section[key] if not 0 <= i < n_images]
         if bad:
-            raise NetvizError(f"adversarial.{key} has image index {bad[0]}, but there are {n_images} images (0..{n_images - 1})")
+            example = "[0]'" if key == "fooling_shown" else "[]' (all images)"
+            raise NetvizError(f"adversarial.{key} has image index {bad[0]}, but there are {n_images} images "
+                              f"(0..{n_images - 1}); use indices in that range, e.g. --set 'adversarial.{key}={example}")
     chosen = set(section["fooling_images"] or range(n_images))
     missing = [i for i in section["fooling_shown"] if i not in chosen]
     if missing:
