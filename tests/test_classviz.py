@@ -172,7 +172,8 @@ def test_bad_settings_are_named(tmp_path):
 
     settings = read_settings(ctx("classviz.snapshots=[25, 400, 0]"))
     assert settings.snapshots == [0, 25, 200] and settings.sweep_models == ["squeezenet1_1"]
-    with pytest.raises(NetvizError, match="start_image = 30"):
+    with pytest.raises(NetvizError, match=r"start_image = 30 is not an image index; the image set has images 0\.\.24: "
+                                          r"choose one, e\.g\. --set classviz\.start_image=0"):
         read_settings(ctx("classviz.start_image=30"))
     with pytest.raises(NetvizError, match=r"classviz.gallery' must be in 0..999, got 1000"):  # when the config is read
         read_settings(ctx("classviz.gallery=[76, 1000]"))

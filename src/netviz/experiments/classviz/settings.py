@@ -65,7 +65,8 @@ def _check_choices(s: dict, n_images: int, names: list[str]) -> None:
     """The images and models the settings name: NetvizError naming the first that does not exist."""
     for key in ("start_image", "own_class_image"):
         if not 0 <= s[key] < n_images:
-            raise NetvizError(f"classviz.{key} = {s[key]} is not an image index; the image set has images 0..{n_images - 1}")
+            raise NetvizError(f"classviz.{key} = {s[key]} is not an image index; the image set has images "
+                              f"0..{n_images - 1}: choose one, e.g. --set classviz.{key}=0")
     unknown = [m for m in s["sweep_models"] if m not in names]
     if unknown:
         raise NetvizError(f"classviz.sweep_models names '{unknown[0]}', which is not among this section's models: {', '.join(names)}")
