@@ -23,10 +23,11 @@ def derive(results: dict) -> dict:
     """Add what each section's text needs to the loaded results (in place; :mod:`netviz.report.views`) and
     return them."""
     from netviz.report import views
+    from netviz.report.views import report as frame
 
     for name, metrics in results.get("sections", {}).items():
         if name in views.DERIVE:
             views.DERIVE[name](metrics)
     if results.get("bench"):
         views.DERIVE["bench"](results["bench"], results.get("provenance"))
-    return results
+    return frame.derive(results)  # the contents' numbering, claims, stale and missing sections
