@@ -48,6 +48,11 @@ def _breakable(text: str, escape_char, mark: str, run: int, separators: str = "/
     return "".join(out)
 
 
+def percent(value: float | None, digits: int = 0) -> str:
+    """A fraction 0..1 as a percentage (``0.88`` -> ``88%``), None as an en dash."""
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
 def number(value: Any, digits: int = 2) -> str:
     """A number for prose: ints as is, floats with ``digits`` significant decimals, None as an en dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -90,7 +95,7 @@ class Format:
         """A fraction 0..1 as a percentage (``0.88`` -> ``88%``)."""
         if value is None:
             return self.raw("–")
-        return self.raw(self.esc(f"{100 * value:.{digits}f}%"))
+        return self.raw(self.esc(percent(value, digits)))
 
     def frac(self, part: int, whole: int):
         return self.raw(self.esc(f"{part}/{whole}"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from netviz.report.derived import ratio
-from netviz.report.formats import number
+from netviz.report.formats import number, percent
 from netviz.report.views.classviz_notes import CLASSES, IMAGES
 
 
@@ -26,11 +26,6 @@ def _with_tv(value: Any, tv_reference: Any) -> None:
 def _levels(fraction: Any) -> float | None:
     """A share of the pixel range [0, 1] in 8-bit levels."""
     return None if fraction is None else float(fraction) * 255
-
-
-def _pct(value: float | None) -> str:
-    """A fraction as a table cell in percent, as the report's ``pct`` writes it."""
-    return "–" if value is None else f"{100 * value:.0f}%"
 
 
 def _last(cell: dict) -> dict:
@@ -61,7 +56,7 @@ def _gallery_table(gallery: list[dict], judges: list[str]) -> dict:
     """The gallery table: the target's probability and rank under each of ``judges`` (the maker first), smoothness."""
     header = ["class"] + [h for j in judges for h in (f"p ({j})", "rank")] + ["TV", "HF"]
     rows = [[g["name"], *(c for j in judges for c in (number(g["p"][j], 3), g["rank"][j])), number(g["tv"], 3),
-             _pct(g["hf"])] for g in gallery]
+             percent(g["hf"])] for g in gallery]
     return {"header": header, "rows": rows}
 
 
@@ -74,7 +69,7 @@ def _sweep_table(sweep: dict, others: list[str]) -> dict:
     header = ["lr", "λ", *(f"p @{t['iteration']}" for t in cells[0]["by_iteration"]), "TV", "HF",
               *(f"p ({o})" for o in others)] if cells else []
     rows = [["%g" % c["learning_rate"], "%g" % c["l2_reg"], *(number(t["p"], 3) for t in c["by_iteration"]),
-             number(_last(c)["tv"], 3), _pct(_last(c)["hf"]), *(number(c["final"]["p"][o], 3) for o in others)]
+             number(_last(c)["tv"], 3), percent(_last(c)["hf"]), *(number(c["final"]["p"][o], 3) for o in others)]
             for c in cells]
     return {"header": header, "rows": rows}
 
